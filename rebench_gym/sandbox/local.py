@@ -1,0 +1,141 @@
+"""The ``local`` sandbox: a temporary directory and a plain bash. No isolation.
+
+For development only: the agent's processes run as the driving user and can read anything it can,
+hidden assets included. The env warns when it is used. Processes are tracked with a pids cgroup
+where possible, else by an environment marker and the process tree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from rebench_gym.sandbox import procs
+from rebench_gym.sandbox.base import Bind, ExecResult, Sandbox
+from rebench_gym.sandbox.shell import PersistentShell
+
+_PR_SET_PDEATHSIG = 1
+
+
+def set_parent_death_signal() -> None:
+    """Ask the kernel to SIGKILL this (child) process when its parent dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # pragma: no cover - non-glibc platforms
+        pass
+
+
+def python_bin_dir() -> str:
+    """The ``bin`` directory of the interpreter running rebench_gym (first on the agent's PATH)."""
+    return str(Path(sys.executable).parent)
+
+
+def base_env(home: str, marker: str) -> dict[str, str]:
+    """The environment every sandboxed process starts with."""
+    key, _, value = marker.partition("=")
+    return {
+        "HOME": home,
+        "PATH": f"{python_bin_dir()}:/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "TERM": "dumb",
+        "PAGER": "cat",
+        "GIT_PAGER": "cat",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "OMP_NUM_THREADS": str(os.cpu_count() or 1),
+        key: value,
+    }
+
+
+class LocalSandbox(Sandbox):
+    """Workspace in a host directory, bash run directly on the host."""
+
+    name = "local"
+    isolates = False
+
+    def __init__(
+        self, workspace: Path, *, max_output_bytes: int = 64_000, max_pids: int = 4096
+    ) -> None:
+        super().__init__(workspace, max_output_bytes=max_output_bytes)
+        self.max_pids = max_pids
+        self.marker = f"REBENCH_SANDBOX={uuid.uuid4().hex}"
+        self.cgroup = procs.PidsCgroup.create(max_pids)
+        self.shell = PersistentShell(
+            ["bash", "--noprofile", "--norc"],
+            env=base_env(str(self.workspace), self.marker),
+            cwd=str(self.workspace),
+            limit=max_output_bytes,
+            preexec=self._preexec,
+        )
+
+    def _preexec(self) -> None:
+        set_parent_death_signal()
+        if self.cgroup is not None:
+            with contextlib.suppress(OSError):
+                self.cgroup.join_current_process()
+
+    @property
+    def workspace_inside(self) -> str:
+        return str(self.workspace)
+
+    def start(self) -> None:
+        self.shell.start()
+
+    def exec(self, command: str, timeout: float) -> ExecResult:
+        if not self.shell.alive():
+            self.shell.start()
+        return self.shell.run(command, timeout)
+
+    def kill_all(self) -> None:
+        self.shell.stop()
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
+        procs.kill_pids(procs.pids_with_env_marker(self.marker))
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        super().close()
+        if self.cgroup is not None:
+            self.cgroup.remove()
+
+    def spawn(
+        self,
+        argv: Sequence[str],
+        *,
+        binds: Sequence[Bind],
+        cwd: str,
+        env: Mapping[str, str],
+        pass_fds: Sequence[int] = (),
+        stdout: int | None = None,
+        max_pids: int = 256,
+    ) -> subprocess.Popen[bytes]:
+        # No isolation: "inside" paths are translated back to the host paths behind them.
+        def host(text: str) -> str:
+            for bind in binds:
+                if text == bind.inside or text.startswith(bind.inside.rstrip("/") + "/"):
+                    return str(bind.host) + text[len(bind.inside.rstrip("/")) :]
+            return text
+
+        full_env = base_env(host(cwd), self.marker)
+        full_env.update({k: host(v) for k, v in env.items()})
+        return subprocess.Popen(
+            [host(a) for a in argv],
+            cwd=host(cwd),
+            env=full_env,
+            pass_fds=tuple(pass_fds),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=subprocess.STDOUT if stdout is not None else None,
+            preexec_fn=set_parent_death_signal,
+            start_new_session=True,
+        )

@@ -1,0 +1,201 @@
+"""The Task protocol: a task is data (``task.yaml``, instructions, files) plus small hooks.
+
+Each task subpackage holds ``task.yaml``, ``instructions.md``, ``workspace/`` (the starting files,
+copied into the agent's workspace), ``reference/<scale>/`` (the reference solution, never put in
+the workspace) and a :class:`Task` subclass that scores.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import shutil
+import string
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from rebench_gym.errors import HardwareError, UsageError
+from rebench_gym.sandbox.base import Sandbox
+from rebench_gym.scoring import Aggregation, Anchors, ScoreResult
+
+Scale = Literal["full", "mini"]
+SCALES: tuple[Scale, ...] = ("full", "mini")
+ProgressFn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ScaleSpec:
+    """What one scale of a task needs and how it is scored."""
+
+    hardware: dict[str, Any]
+    time_budget_s: float
+    score_timeout_s: float
+    anchors: dict[str, Any] | str  # {"start", "reference", "source"} or "calibrate"
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gpus(self) -> int:
+        return int(self.hardware.get("gpus", 0))
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """The contents of a task's ``task.yaml``."""
+
+    name: str
+    env_id: str
+    version: str
+    title: str
+    original: str
+    higher_is_better: bool
+    aggregation: Aggregation
+    always_hidden: bool
+    scales: dict[str, ScaleSpec]
+
+    @classmethod
+    def load(cls, path: Path) -> TaskSpec:
+        data = yaml.safe_load(path.read_text())
+        scales = {}
+        for scale, s in data.pop("scales").items():
+            known = {"hardware", "time_budget_s", "score_timeout_s", "anchors"}
+            scales[scale] = ScaleSpec(
+                hardware=s["hardware"],
+                time_budget_s=float(s["time_budget_s"]),
+                score_timeout_s=float(s["score_timeout_s"]),
+                anchors=s["anchors"],
+                params={k: v for k, v in s.items() if k not in known},
+            )
+        return cls(scales=scales, **data)
+
+    def scale(self, scale: str) -> ScaleSpec:
+        if scale not in self.scales:
+            raise UsageError(f"scale must be one of {sorted(self.scales)}, not {scale!r}")
+        return self.scales[scale]
+
+
+@dataclass(frozen=True)
+class ScoreContext:
+    """Everything a scorer gets for one score call.
+
+    Attributes:
+        solution: a private host copy of the agent's ``solution/`` taken when score was called.
+        sandbox: the episode's sandbox, used to :meth:`~Sandbox.spawn` the solution isolated.
+        scale: "full" or "mini".
+        timeout_s: the whole score call must finish within this.
+        seed: fresh entropy for this call's random inputs.
+        work_dir: a private host scratch directory, removed after the call.
+    """
+
+    solution: Path
+    sandbox: Sandbox
+    scale: Scale
+    timeout_s: float
+    seed: int
+    work_dir: Path
+
+
+class Task(abc.ABC):
+    """Base class of the seven tasks."""
+
+    #: directory of the task subpackage (task.yaml, instructions.md, workspace/, reference/)
+    package_dir: Path
+
+    def __init__(self) -> None:
+        self.spec = TaskSpec.load(self.package_dir / "task.yaml")
+
+    # ----- data ------------------------------------------------------------------------------
+    def instructions(self, scale: Scale) -> str:
+        """The task prompt for ``scale`` (``$name`` placeholders filled from task.yaml)."""
+        text = (self.package_dir / "instructions.md").read_text()
+        params = {k: str(v) for k, v in self.spec.scale(scale).params.items()}
+        params.update(scale=scale, time_budget_h=f"{self.spec.scale(scale).time_budget_s / 3600:g}")
+        return string.Template(text).safe_substitute(params)
+
+    def populate_workspace(self, dest: Path, scale: Scale) -> None:
+        """Copy the starting files into an empty workspace."""
+        src = self.package_dir / "workspace"
+        if src.is_dir():
+            shutil.copytree(
+                src, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
+        (dest / "instructions.md").write_text(self.instructions(scale))
+
+    def reference_files(self, scale: Scale) -> dict[str, bytes]:
+        """The reference solution as workspace-relative paths and contents (for the agent)."""
+        root = self.package_dir / "reference" / scale
+        return {
+            str(p.relative_to(root)): p.read_bytes()
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.parts
+        }
+
+    def reference_actions(self, scale: Scale) -> list[str]:
+        """Actions the ``reference`` agent takes before it scores and submits."""
+        from rebench_gym import actions
+
+        return [
+            actions.write_file(f"solution/{path}", content.decode())
+            for path, content in self.reference_files(scale).items()
+        ]
+
+    def fingerprint(self) -> str:
+        """A hash of the task's version and files; keys caches of assets and anchors."""
+        h = hashlib.sha256(self.spec.version.encode())
+        for p in sorted(self.package_dir.rglob("*")):
+            if p.is_file() and "__pycache__" not in p.parts:
+                h.update(str(p.relative_to(self.package_dir)).encode())
+                h.update(p.read_bytes())
+        return h.hexdigest()[:16]
+
+    # ----- hooks -----------------------------------------------------------------------------
+    def check_hardware(self, scale: Scale) -> None:
+        """Raise :class:`HardwareError` when this machine cannot run ``scale``."""
+        need = self.spec.scale(scale).gpus
+        if need:
+            have = cuda_device_count()
+            if have < need:
+                raise HardwareError(
+                    f"{self.spec.env_id} at scale={scale!r} needs {need} CUDA GPU(s) "
+                    f"({self.spec.scale(scale).hardware.get('gpu_kind', 'any')}); this machine "
+                    f"has {have}. Use scale='mini' to run the task on CPU."
+                )
+
+    def prepare_assets(  # noqa: B027 - optional hook
+        self, scale: Scale, cache: Path, progress: ProgressFn | None = None
+    ) -> None:
+        """Build the task's hidden assets into the cache (default: nothing to build)."""
+
+    def hidden_paths(self, scale: Scale, cache: Path) -> list[Path]:
+        """Host paths the agent must not read (the sandbox masks them)."""
+        return [cache]
+
+    def paper_anchors(self, scale: Scale) -> Anchors | None:
+        """Fixed anchors from task.yaml (paper numbers or documented constants), if any."""
+        a = self.spec.scale(scale).anchors
+        if isinstance(a, dict):
+            return Anchors(float(a["start"]), float(a["reference"]), str(a.get("source", "paper")))
+        if scale == "mini" and isinstance(self.spec.scale("full").anchors, dict):
+            return None
+        return None
+
+    @property
+    def needs_calibration(self) -> dict[str, bool]:
+        return {s: spec.anchors == "calibrate" for s, spec in self.spec.scales.items()}
+
+    @abc.abstractmethod
+    def score(self, ctx: ScoreContext) -> ScoreResult:
+        """Score the solution copy in ``ctx``; never raise for what the solution did."""
+
+
+def cuda_device_count() -> int:
+    """How many CUDA devices torch sees (0 without torch or CUDA)."""
+    try:
+        import torch
+
+        return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+    except Exception:
+        return 0

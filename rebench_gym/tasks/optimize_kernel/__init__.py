@@ -1,0 +1,1 @@
+"""Optimize a Kernel: the masked prefix-sum task."""

@@ -1,0 +1,115 @@
+"""Runs inside the sandbox, in a fresh interpreter: imports the agent's solution and answers.
+
+This file is copied next to a read-only copy of ``solution/`` for every score call. It is not
+trusted: once the solution is imported it may change anything here. The scorer outside therefore
+keeps the clock and the correct answers itself and only believes bytes it receives.
+
+Protocol on two pipes (file descriptors in RB_IN_FD / RB_OUT_FD), each message a 9-byte header
+(one command byte, little-endian uint64 length) and a payload:
+  runner -> 'R' ready | 'E' error text
+  'X' uint64 n    -> read n int8 values from the shared input file (RB_IO_DIR/in.bin), compute,
+                     write the output to RB_IO_DIR/out.bin (dtype byte at offset 0, data from
+                     offset 8) -> 'Y' uint64 output bytes
+  'S' uint64 seed + uint64 n -> generate the input on the device, compute, synchronize -> 'D'
+  'F'             -> 'Y' (the output of the last 'S')
+  'Q'             -> exit
+"""
+
+import os
+import struct
+import sys
+import traceback
+
+IN_FD = int(os.environ["RB_IN_FD"])
+OUT_FD = int(os.environ["RB_OUT_FD"])
+DEVICE = os.environ.get("RB_DEVICE", "cpu")
+_read = os.read
+_write = os.write
+
+
+_readv = os.readv
+
+
+def recv_exact(n):
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = _readv(IN_FD, [view[got:]])
+        if not k:
+            raise SystemExit(0)
+        got += k
+    return buf
+
+
+def send(cmd, *parts):
+    size = sum(memoryview(p).nbytes for p in parts)
+    for data in (struct.pack("<cQ", cmd, size), *parts):
+        data = memoryview(data).cast("B")
+        while data:
+            data = data[_write(OUT_FD, data) :]
+
+
+def shared(name):
+    import mmap
+
+    with open(os.path.join(os.environ["RB_IO_DIR"], name), "r+b") as fh:
+        return mmap.mmap(fh.fileno(), 0)
+
+
+def main():
+    sys.path.insert(0, os.environ["RB_SOLUTION_DIR"])
+    if "RB_IO_DIR" in os.environ:
+        in_mm, out_mm = shared("in.bin"), shared("out.bin")
+    try:
+        import torch
+
+        synchronize = torch.cuda.synchronize if DEVICE.startswith("cuda") else (lambda: None)
+        from solution import prefix_sum
+    except BaseException:
+        send(b"E", traceback.format_exc().encode()[-4000:])
+        return
+    send(b"R")
+    last = None
+    while True:
+        cmd, length = struct.unpack("<cQ", recv_exact(9))
+        payload = recv_exact(length) if length else b""
+        try:
+            if cmd == b"Q":
+                return
+            if cmd == b"X":
+                (n,) = struct.unpack("<Q", payload)
+                x = torch.frombuffer(in_mm, dtype=torch.int8, count=n).to(torch.int32)
+                itemsize, data = encode(prefix_sum(x.to(DEVICE)), x.shape, torch)
+                out_mm[0:1] = itemsize
+                out_mm[8 : 8 + data.nbytes] = data.cast("B")
+                send(b"Y", struct.pack("<Q", data.nbytes))
+            elif cmd == b"S":
+                seed, n = struct.unpack("<QQ", payload)
+                gen = torch.Generator(device=DEVICE)
+                gen.manual_seed(seed)
+                x = torch.randint(-10, 10, (n,), dtype=torch.int32, device=DEVICE, generator=gen)
+                last = (prefix_sum(x), x.shape)
+                synchronize()
+                send(b"D")
+            elif cmd == b"F":
+                send(b"Y", *encode(last[0], last[1], torch))
+            else:
+                send(b"E", b"unknown command")
+        except BaseException:
+            send(b"E", traceback.format_exc().encode()[-4000:])
+
+
+def encode(y, shape, torch):
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"prefix_sum returned {type(y).__name__}, not a torch.Tensor")
+    if tuple(y.shape) != tuple(shape):
+        raise ValueError(f"output shape {tuple(y.shape)} differs from input shape {tuple(shape)}")
+    if y.dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"output dtype {y.dtype}; expected torch.int32 (or torch.int64)")
+    arr = y.detach().to("cpu").contiguous().numpy()
+    return bytes([arr.dtype.itemsize]), arr.data
+
+
+if __name__ == "__main__":
+    main()
