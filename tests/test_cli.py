@@ -1,0 +1,100 @@
+"""The rebench command: help, listing, usage errors, a real run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rebench_gym.cli import main
+
+
+def test_help_explains_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("list", "check", "run", "calibrate", "bench"):
+        assert command in out
+
+
+def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 7
+    kernel = next(r for r in rows if r["id"] == "RE-Bench/OptimizeKernel-v0")
+    assert kernel["built"] and kernel["scales"] == ["full", "mini"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "RE-Bench/Nope-v0", "--agent", "noop", "--scale", "mini"],
+        ["run", "RE-Bench/OptimizeKernel-v0", "--agent", "genius", "--scale", "mini"],
+        ["run", "RE-Bench/OptimizeKernel-v0", "--agent", "noop", "--episodes", "0"],
+        ["frobnicate"],
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        code = main(argv)
+        raise SystemExit(code)
+    assert exc.value.code == 2
+
+
+def test_unbuilt_task_is_a_clear_failure(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(
+            [
+                "run",
+                "RE-Bench/FixEmbedding-v0",
+                "--agent",
+                "noop",
+                "--scale",
+                "mini",
+                "--sandbox",
+                "local",
+            ]
+        )
+        == 1
+    )
+    assert "not built yet" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_console_script_runs_a_real_episode() -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rebench_gym.cli",
+            "run",
+            "RE-Bench/OptimizeKernel-v0",
+            "--agent",
+            "noop",
+            "--scale",
+            "mini",
+            "--sandbox",
+            "local",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout)[0]
+    assert result["agent"] == "noop" and result["steps"] == 2
+    assert result["score_log"][0]["valid"] is True
+
+
+def test_bench_reports_ratios_against_raw_shell() -> None:
+    from rebench_gym.bench import run_benchmarks
+
+    report = run_benchmarks(sandboxes=["local"], repeats=20)
+    entry = report["sandboxes"]["local"]
+    assert report["raw_bash_roundtrip_p50_ms"] > 0
+    assert entry["ratio_vs_raw"] > 0 and "overhead_p50_ms" in entry
+    assert "| local |" in report["text"]
