@@ -157,3 +157,35 @@ def test_bwrap_isolation(tmp_workspace: Path) -> None:
         assert sb.exec("touch /usr/x", 10).exit_code != 0
     finally:
         sb.close()
+
+
+@pytest.mark.parametrize("name", SANDBOXES)
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGKILL"])
+def test_nothing_survives_the_driver_being_interrupted(name: str, signame: str,
+                                                       tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    if name == "local" and signame == "SIGKILL":
+        pytest.skip("a SIGKILLed driver cannot clean up detached local processes")
+    marker = f"rbdriver{time.time_ns()}"
+    script = f"""
+import sys, time
+from pathlib import Path
+from rebench_gym.sandbox import make_sandbox
+sb = make_sandbox({name!r}, Path({str(tmp_path)!r}))
+sb.start()
+sb.exec("bash -c 'exec -a {marker} sleep 300' & echo started", 10)
+print("ready", flush=True)
+time.sleep(300)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    assert _host_processes_named(marker)
+    proc.send_signal(getattr(signal, signame))
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while _host_processes_named(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _host_processes_named(marker)
