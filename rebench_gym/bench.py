@@ -3,7 +3,9 @@ measured in the same run, so results compare across machines.
 
 * step overhead: ``env.step("true")`` against a raw round trip to a persistent bash (the same
   marker protocol, no env) — target p50 overhead < 2 ms for local and bwrap;
-* warm reset: ``env.reset()`` after the first one, against copying the starting workspace.
+* warm reset: ``env.reset()`` after the first one, against copying the starting workspace;
+* docker (when an engine and the mini image are there): the step also against one
+  ``docker exec CONTAINER true`` per command and a raw persistent ``docker exec -i`` bash.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def raw_bash_roundtrip(repeats: int) -> list[float]:
+def raw_bash_roundtrip(repeats: int, argv: list[str] | None = None) -> list[float]:
     """Seconds per ``true`` sent to a persistent bash through pipes, read to an end marker."""
     proc = subprocess.Popen(
-        ["bash", "--noprofile", "--norc"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0
+        argv or ["bash", "--noprofile", "--norc"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        bufsize=0,
     )
     assert proc.stdin is not None and proc.stdout is not None
     times: list[float] = []
@@ -47,6 +52,46 @@ def raw_bash_roundtrip(repeats: int) -> list[float]:
         proc.kill()
         proc.wait()
     return times
+
+
+def docker_available() -> bool:
+    """Whether a Docker engine answers and the mini OptimizeKernel image is built."""
+    try:
+        from rebench_gym.sandbox.docker_images import find_image
+
+        return find_image("optimize_kernel", "mini") is not None
+    except Exception:
+        return False
+
+
+def docker_raw_times(repeats: int) -> dict[str, list[float]]:
+    """Baselines for the docker sandbox, in a fresh container of the mini kernel image.
+
+    Returns seconds per ``true`` for ``exec`` (one ``docker exec CONTAINER true`` per command,
+    what a sandbox without a persistent shell pays) and ``persistent`` (a round trip to one
+    long-lived ``docker exec -i CONTAINER bash``).
+    """
+    from rebench_gym.sandbox.docker_images import docker_client, find_image
+
+    client = docker_client()
+    container = client.containers.run(
+        find_image("optimize_kernel", "mini"),
+        ["sleep", "infinity"],
+        detach=True,
+        init=True,
+        network_mode="none",
+        labels={"rebench_gym": "1", "rebench_gym.role": "bench"},
+    )
+    try:
+        exec_times: list[float] = []
+        for _ in range(min(repeats, 30)):
+            start = time.perf_counter()
+            subprocess.run(["docker", "exec", container.id, "true"], check=True)
+            exec_times.append(time.perf_counter() - start)
+        shell = ["docker", "exec", "-i", container.id, "bash", "--noprofile", "--norc"]
+        return {"exec": exec_times, "persistent": raw_bash_roundtrip(repeats, argv=shell)}
+    finally:
+        container.remove(force=True)
 
 
 def env_step_times(sandbox: str, repeats: int) -> tuple[list[float], list[float], float]:
@@ -92,6 +137,7 @@ def run_benchmarks(sandboxes: list[str] | None = None, repeats: int = 200) -> di
     """Run every benchmark; returns numbers and a text table."""
     if sandboxes is None:
         sandboxes = ["local"] + (["bwrap"] if shutil.which("bwrap") else [])
+        sandboxes += ["docker"] if docker_available() else []
     raw = raw_bash_roundtrip(repeats)
     raw_p50 = statistics.median(raw)
     report: dict[str, Any] = {
@@ -128,5 +174,21 @@ def run_benchmarks(sandboxes: list[str] | None = None, repeats: int = 200) -> di
             f"{entry['overhead_p50_ms']:.3f} | {entry['ratio_vs_raw']:.1f}x | "
             f"{entry['warm_reset_ms']:.1f} | {entry['reset_vs_copy']:.1f}x |"
         )
+    if "docker" in sandboxes:
+        raw_docker = docker_raw_times(repeats)
+        exec_p50 = statistics.median(raw_docker["exec"])
+        shell_p50 = statistics.median(raw_docker["persistent"])
+        entry = report["sandboxes"]["docker"]
+        entry["raw_docker_exec_p50_ms"] = exec_p50 * 1000
+        entry["raw_docker_shell_roundtrip_p50_ms"] = shell_p50 * 1000
+        entry["overhead_vs_docker_shell_p50_ms"] = entry["step_p50_ms"] - shell_p50 * 1000
+        entry["docker_exec_vs_step"] = exec_p50 * 1000 / entry["step_p50_ms"]
+        lines += [
+            "",
+            f"docker: raw `docker exec CONTAINER true` p50 {exec_p50 * 1000:.1f} ms; raw "
+            f"persistent `docker exec -i` bash round trip p50 {shell_p50 * 1000:.3f} ms; "
+            f"env.step('true') p50 {entry['step_p50_ms']:.3f} ms "
+            f"({entry['docker_exec_vs_step']:.0f}x faster than one docker exec per command)",
+        ]
     report["text"] = "\n".join(lines)
     return report

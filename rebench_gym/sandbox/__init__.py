@@ -1,4 +1,4 @@
-"""Sandbox providers by name: ``local``, ``bwrap`` (and ``docker`` when built).
+"""Sandbox providers by name: ``local``, ``bwrap`` and ``docker``.
 
 Use :func:`make_sandbox`; :func:`default_sandbox_name` picks the safest provider available.
 """
@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import atexit
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from rebench_gym.errors import SandboxUnavailableError, UsageError
+from rebench_gym.errors import UsageError
 from rebench_gym.sandbox.base import Bind, ExecResult, Sandbox, close_all_sandboxes
+
+if TYPE_CHECKING:
+    from rebench_gym.tasks.base import Task
 
 PROVIDERS = ("local", "bwrap", "docker")
 
@@ -30,8 +34,25 @@ def make_sandbox(
     max_output_bytes: int = 64_000,
     hidden: Sequence[Path] = (),
     max_pids: int = 4096,
+    task: Task | None = None,
+    scale: str = "mini",
+    options: Mapping[str, Any] | None = None,
 ) -> Sandbox:
     """Create the sandbox provider ``name`` over ``workspace``.
+
+    Args:
+        name: ``local``, ``bwrap`` or ``docker``.
+        workspace: the host directory of the agent's workspace.
+        max_output_bytes: output kept per command.
+        hidden: paths the agent must not read (bwrap masks them; docker never mounts anything
+            but the workspace).
+        max_pids: process limit.
+        task: the task (docker: picks its image and hardware limits).
+        scale: the task's scale (docker: picks the image).
+        options: provider options; docker: ``image`` (tag; default: the built image for
+            ``task``/``scale``), ``network`` (bool, default False), ``gpus`` (count, ``"all"`` or
+            device ids; default the task's GPU count), ``cpus`` and ``memory_gb`` (default from
+            the task's hardware).
 
     Raises:
         UsageError: ``name`` is not a provider.
@@ -48,9 +69,18 @@ def make_sandbox(
             workspace, max_output_bytes=max_output_bytes, hidden=hidden, max_pids=max_pids
         )
     if name == "docker":
-        raise SandboxUnavailableError(
-            "sandbox='docker' is not available in this version yet; use 'bwrap' or 'local'"
+        from rebench_gym.sandbox.docker_provider import make_docker_sandbox
+
+        return make_docker_sandbox(
+            workspace,
+            task=task,
+            scale=scale,
+            options=dict(options or {}),
+            max_output_bytes=max_output_bytes,
+            max_pids=max_pids,
         )
+    if options:
+        raise UsageError(f"sandbox {name!r} takes no options (got {', '.join(options)})")
     raise UsageError(f"unknown sandbox {name!r}; choose one of {', '.join(PROVIDERS)}")
 
 

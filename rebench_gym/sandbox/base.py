@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import os
+import stat
 import subprocess
 import weakref
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from rebench_gym.errors import ActionError
 
 _LIVE: weakref.WeakSet[Sandbox] = weakref.WeakSet()
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,9 @@ class Sandbox(abc.ABC):
     name: str = "abstract"
     #: whether hidden files are really unreadable from inside (False only for ``local``)
     isolates: bool = False
+    #: whether :meth:`spawn` can hand inherited file descriptors (``pass_fds``) to the process;
+    #: False for ``docker`` (pipes cannot cross into a container): use named FIFOs there
+    passes_fds: bool = True
 
     def __init__(self, workspace: Path, *, max_output_bytes: int = 64_000) -> None:
         self.workspace = Path(workspace).resolve()
@@ -104,17 +109,86 @@ class Sandbox(abc.ABC):
             raise ActionError(f"path {path!r} resolves outside the workspace")
         return resolved
 
-    def read_file(self, path: str) -> bytes:
-        """Read a workspace file."""
-        return self.host_path(path).read_bytes()
+    def _open_parent(self, path: str, *, create: bool) -> tuple[int, str]:
+        """Open the directory that holds ``path`` without following any symlink.
+
+        The path is resolved and checked first, then walked one directory file descriptor at a
+        time with ``O_NOFOLLOW``: an agent process that swaps a directory for a symlink between
+        the check and the use cannot make this (possibly root) process touch anything outside
+        the workspace. Returns the directory's fd (the caller closes it) and the file name.
+        """
+        target = self.host_path(path)
+        parts = target.relative_to(self.workspace).parts
+        if not parts:
+            raise ActionError(f"{path!r} is the workspace directory, not a file")
+        fd = os.open(self.workspace, _DIR_FLAGS)
+        try:
+            for name in parts[:-1]:
+                created = False
+                if create:
+                    try:
+                        os.mkdir(name, 0o755, dir_fd=fd)
+                        created = True
+                    except FileExistsError:
+                        pass
+                try:
+                    sub = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    raise
+                except OSError as e:
+                    raise ActionError(f"{path!r}: {name!r} is not a directory") from e
+                if created:
+                    self._created(sub)
+                os.close(fd)
+                fd = sub
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, parts[-1]
+
+    def _created(self, fd: int) -> None:  # noqa: B027 - optional hook
+        """Called with an fd of every file or directory the driver creates (docker chowns it)."""
+
+    def read_file(self, path: str, max_bytes: int | None = None) -> bytes:
+        """Read a workspace file (at most ``max_bytes``, else :class:`ActionError`)."""
+        dir_fd, name = self._open_parent(path, create=False)
+        try:
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
+            except OSError as e:
+                if isinstance(e, FileNotFoundError):
+                    raise
+                raise ActionError(f"cannot read {path!r}: {e.strerror}") from e
+        finally:
+            os.close(dir_fd)
+        with os.fdopen(fd, "rb") as fh:
+            info = os.fstat(fh.fileno())
+            if stat.S_ISDIR(info.st_mode):
+                raise ActionError(f"{path!r} is a directory")
+            if max_bytes is not None and info.st_size > max_bytes:
+                raise ActionError(f"{path!r} is larger than {max_bytes} bytes; use a shell command")
+            return fh.read() if max_bytes is None else fh.read(max_bytes + 1)[:max_bytes]
 
     def write_file(self, path: str, data: bytes) -> None:
         """Create or replace a workspace file (parents are created)."""
-        target = self.host_path(path)
-        if target == self.workspace or target.is_dir():
-            raise ActionError(f"{path!r} is a directory")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        dir_fd, name = self._open_parent(path, create=True)
+        try:
+            try:
+                fd = os.open(
+                    name,
+                    os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
+                    0o644,
+                    dir_fd=dir_fd,
+                )
+            except IsADirectoryError:
+                raise ActionError(f"{path!r} is a directory") from None
+            except OSError as e:
+                raise ActionError(f"cannot write {path!r}: {e.strerror}") from e
+        finally:
+            os.close(dir_fd)
+        with os.fdopen(fd, "wb") as fh:
+            self._created(fh.fileno())
+            fh.write(data)
 
     # ----- processes -------------------------------------------------------------------------
     @abc.abstractmethod

@@ -93,6 +93,25 @@ def pids_with_env_marker(marker: str) -> list[int]:
     return found
 
 
+def _sweep_stale(parent: Path, min_age_s: float = 300.0) -> None:
+    """Remove empty cgroups left by drivers that were killed before they could clean up."""
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return
+    now = time.time()
+    for entry in entries:
+        try:
+            if (
+                entry.is_dir()
+                and now - entry.stat().st_mtime > min_age_s
+                and not (entry / "cgroup.procs").read_text().strip()
+            ):
+                entry.rmdir()
+        except OSError:
+            continue
+
+
 class PidsCgroup:
     """A pids cgroup (v1 or v2) that bounds and tracks every process of one sandbox.
 
@@ -113,6 +132,7 @@ class PidsCgroup:
                 controllers = root / "cgroup.controllers"
                 if not controllers.exists() or "pids" not in controllers.read_text().split():
                     continue
+            _sweep_stale(root / "rebench_gym")
             path = root / "rebench_gym" / uuid.uuid4().hex[:12]
             try:
                 path.mkdir(parents=True)

@@ -179,6 +179,24 @@ class PersistentShell:
             step = min(step * 2, 0.5)
 
     # ----- commands ----------------------------------------------------------------------------
+    def _script(self, command: str, nonce: str) -> str:
+        """The text written to bash for one command: the command, then the completion marker."""
+        return (
+            f"eval {ansi_c_quote(command)} </dev/null 2>&1\n"
+            f"printf '\\n{_MARK.decode()}{nonce}__%d\\n' \"$?\"\n"
+        )
+
+    def _snapshot(self) -> set[int]:
+        """What to remember before a command so that a timeout kills only what it started."""
+        return set(procs.children(self.bash_pid)) if self.bash_pid else set()
+
+    def _kill_command(self, before: set[int], nonce: str) -> None:
+        """Kill the processes the timed-out command started (bash itself survives)."""
+        if self.bash_pid is not None:
+            for child in procs.children(self.bash_pid):
+                if child not in before:
+                    procs.kill_tree(child, include_root=True)
+
     def run(self, command: str, timeout: float) -> ExecResult:
         """Run one command; on timeout kill the processes it started and report it."""
         if not self.alive():
@@ -186,11 +204,8 @@ class PersistentShell:
         assert self.proc is not None and self.proc.stdin is not None
         nonce = secrets.token_hex(8).encode()
         pending = _Pending(nonce, self.limit)
-        script = (
-            f"eval {ansi_c_quote(command)} </dev/null 2>&1\n"
-            f"printf '\\n{_MARK.decode()}{nonce.decode()}__%d\\n' \"$?\"\n"
-        )
-        before = set(procs.children(self.bash_pid)) if self.bash_pid else set()
+        script = self._script(command, nonce.decode())
+        before = self._snapshot()
         with self._lock:
             self._pending = pending
         started = time.monotonic()
@@ -204,10 +219,7 @@ class PersistentShell:
         note = ""
         if not finished:
             timed_out = True
-            if self.bash_pid is not None:
-                new = [c for c in procs.children(self.bash_pid) if c not in before]
-                for child in new:
-                    procs.kill_tree(child, include_root=True)
+            self._kill_command(before, nonce.decode())
             if not pending.done.wait(2.0):
                 note = "the shell itself was stuck, so it was restarted (cwd and variables reset)"
         duration = time.monotonic() - started

@@ -4,7 +4,8 @@ This file is copied next to a read-only copy of ``solution/`` for every score ca
 trusted: once the solution is imported it may change anything here. The scorer outside therefore
 keeps the clock and the correct answers itself and only believes bytes it receives.
 
-Protocol on two pipes (file descriptors in RB_IN_FD / RB_OUT_FD), each message a 9-byte header
+Protocol on two pipes (file descriptors in RB_IN_FD / RB_OUT_FD, or named FIFOs at the paths in
+RB_IN_PATH / RB_OUT_PATH where the sandbox cannot pass descriptors), each message a 9-byte header
 (one command byte, little-endian uint64 length) and a payload:
   runner -> 'R' ready | 'E' error text
   'X' uint64 n    -> read n int8 values from the shared input file (RB_IO_DIR/in.bin), compute,
@@ -20,8 +21,14 @@ import struct
 import sys
 import traceback
 
-IN_FD = int(os.environ["RB_IN_FD"])
-OUT_FD = int(os.environ["RB_OUT_FD"])
+if "RB_IN_PATH" in os.environ:
+    # Named FIFOs (sandboxes that cannot pass descriptors, e.g. docker): open the input first,
+    # the scorer opens its ends in the same order.
+    IN_FD = os.open(os.environ["RB_IN_PATH"], os.O_RDONLY)
+    OUT_FD = os.open(os.environ["RB_OUT_PATH"], os.O_WRONLY)
+else:
+    IN_FD = int(os.environ["RB_IN_FD"])
+    OUT_FD = int(os.environ["RB_OUT_FD"])
 DEVICE = os.environ.get("RB_DEVICE", "cpu")
 _read = os.read
 _write = os.write

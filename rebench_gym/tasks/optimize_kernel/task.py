@@ -15,6 +15,7 @@ Score: ``ln(milliseconds)`` of the fastest timed call; any wrong output makes it
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import mmap
 import os
@@ -113,12 +114,23 @@ class OptimizeKernelTask(Task):
         io_dir = Path(tempfile.mkdtemp(prefix="rebench-io-", dir=shm if shm.is_dir() else None))
         (io_dir / "in.bin").write_bytes(bytes(max(n, max(CHECK_LENGTHS))))
         (io_dir / "out.bin").write_bytes(bytes(8 + 8 * max(n, max(CHECK_LENGTHS))))
-        to_child_r, to_child_w = make_pipe()
-        from_child_r, from_child_w = make_pipe()
+        # Pipes where the sandbox can pass descriptors; named FIFOs in the (private,
+        # bind-mounted) io dir where it cannot (docker: pipes cannot cross into a container).
+        use_fifos = not ctx.sandbox.passes_fds
+        if use_fifos:
+            for name in ("to_runner", "from_runner"):
+                os.mkfifo(io_dir / name, 0o600)
+            fifo_env = {
+                "RB_IN_PATH": f"{SCORE_ROOT}/io/to_runner",
+                "RB_OUT_PATH": f"{SCORE_ROOT}/io/from_runner",
+            }
+        else:
+            to_child_r, to_child_w = make_pipe()
+            from_child_r, from_child_w = make_pipe()
+            fifo_env = {"RB_IN_FD": str(to_child_r), "RB_OUT_FD": str(from_child_w)}
         log_path = ctx.work_dir / "runner.log"
         env = {
-            "RB_IN_FD": str(to_child_r),
-            "RB_OUT_FD": str(from_child_w),
+            **fifo_env,
             "RB_DEVICE": device,
             "RB_SOLUTION_DIR": f"{SCORE_ROOT}/solution",
             "RB_IO_DIR": f"{SCORE_ROOT}/io",
@@ -142,11 +154,21 @@ class OptimizeKernelTask(Task):
                 ],
                 cwd=f"{SCORE_ROOT}/solution",
                 env=env,
-                pass_fds=(to_child_r, from_child_w),
+                pass_fds=() if use_fifos else (to_child_r, from_child_w),
                 stdout=log.fileno(),
             )
-        os.close(to_child_r)
-        os.close(from_child_w)
+        if use_fifos:
+            try:
+                from_child_r, to_child_w = open_fifos(io_dir, proc, deadline)
+            except (ChannelTimeout, ChannelClosed) as e:
+                _stop(proc)
+                shutil.rmtree(io_dir, ignore_errors=True)
+                return ScoreResult.invalid(
+                    f"the solution process did not start: {e}", log=_tail(log_path)
+                )
+        else:
+            os.close(to_child_r)
+            os.close(from_child_w)
         chan = Channel(from_child_r, to_child_w, max_message=16 * n + 64)
         io = _SharedIO(io_dir, proc)
         try:
@@ -261,6 +283,35 @@ class OptimizeKernelTask(Task):
             if i >= warmups:
                 times.append(elapsed)
         return times
+
+
+def open_fifos(io_dir: Path, proc: subprocess.Popen[bytes], deadline: float) -> tuple[int, int]:
+    """Open the scorer's ends of the runner's FIFOs: ``(from_runner read, to_runner write)``.
+
+    The runner opens ``to_runner`` for reading first, then ``from_runner`` for writing. The
+    write end is opened without blocking (it fails until the runner's read end exists) and
+    retried until ``deadline`` or the runner exits. The read end is opened without blocking,
+    then made blocking: on Linux a reader sees no EOF until a writer has come and gone.
+
+    Raises:
+        ChannelTimeout: the runner did not open its ends before ``deadline``.
+        ChannelClosed: the runner exited first.
+    """
+    while True:
+        try:
+            wfd = os.open(io_dir / "to_runner", os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as e:
+            if e.errno != errno.ENXIO:
+                raise
+        if proc.poll() is not None:
+            raise ChannelClosed(f"the runner exited with code {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise ChannelTimeout("the runner did not open its input")
+        time.sleep(0.002)
+    rfd = os.open(io_dir / "from_runner", os.O_RDONLY | os.O_NONBLOCK)
+    os.set_blocking(rfd, True)
+    return rfd, wfd
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
