@@ -69,7 +69,12 @@ def load_calibrated(task: Task, scale: Scale, cache: Path) -> Anchors | None:
 
 
 def score_files(
-    task: Task, scale: Scale, files: dict[str, bytes], *, sandbox: str = "local"
+    task: Task,
+    scale: Scale,
+    files: dict[str, bytes],
+    *,
+    sandbox: str = "local",
+    cache: Path | None = None,
 ) -> float:
     """Score a solution given as files (paths relative to ``solution/``); NaN if invalid."""
     root = Path(tempfile.mkdtemp(prefix="rebench-calib-"))
@@ -92,6 +97,7 @@ def score_files(
                     timeout_s=task.spec.scale(scale).score_timeout_s,
                     seed=secrets.randbits(63),
                     work_dir=work,
+                    cache=cache_root(cache),
                 )
             )
         finally:
@@ -114,7 +120,7 @@ def calibrate(
     task: Task,
     scale: Scale,
     *,
-    repeats: int = 3,
+    repeats: int = 5,
     cache_dir: Path | None = None,
     progress: bool = True,
 ) -> Anchors:
@@ -134,9 +140,9 @@ def calibrate(
         disable=not progress,
     ) as bar:
         for _ in range(repeats):
-            starts.append(score_files(task, scale, start_files))
+            starts.append(score_files(task, scale, start_files, cache=cache))
             bar.update()
-            refs.append(score_files(task, scale, ref_files))
+            refs.append(score_files(task, scale, ref_files, cache=cache))
             bar.update()
     if any(math.isnan(v) for v in starts + refs):
         raise AssetsError(

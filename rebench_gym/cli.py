@@ -73,12 +73,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rebench_gym.envs.registration import task_name
 
     task_name(args.id)  # a usage error for unknown ids
+    recording = _open_recording(args)
     results = []
-    for episode in range(args.episodes):
+    for episode in recording.pending:
         env = gym.make(
             args.id, scale=args.scale, sandbox=args.sandbox, hidden_score=args.hidden_score
         )
         try:
+            env = _wrap_budgets(env, args)
             agent = agents.make(args.agent, env_id=args.id, scale=args.scale)
             print(
                 f"[rebench] episode {episode + 1}/{args.episodes}: {args.agent} on {args.id} "
@@ -86,9 +88,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
                 flush=True,
             )
+            env = recording.wrap(env, episode)
             result = rollout(env, agent, max_steps=args.max_steps, seed=args.seed)
+        except BaseException as e:
+            recording.fail(e)
+            raise
         finally:
             env.close()
+        recording.finish(result, trajectory_path=_trajectory_path(args, episode))
         results.append(result)
         if not args.json:
             raw = "n/a" if result.raw_score is None else f"{result.raw_score:.4f}"
@@ -101,6 +108,91 @@ def cmd_run(args: argparse.Namespace) -> int:
         from dataclasses import asdict
 
         print(json.dumps([asdict(r) for r in results], indent=2, default=str))
+    recording.close()
+    return 0
+
+
+def _open_recording(args: argparse.Namespace) -> Any:
+    """Start (or, with ``--resume``, continue) recording this ``rebench run`` in the run store."""
+    from rebench_gym.results.recording import RunRecording
+    from rebench_gym.results.store import EpisodeSpec, default_db_path
+
+    make_kwargs = {"scale": args.scale, "sandbox": args.sandbox, "hidden_score": args.hidden_score}
+    budgets = {
+        "time_budget_s": getattr(args, "time_budget", None),
+        "token_budget": getattr(args, "token_budget", None),
+        "max_steps": args.max_steps,
+    }
+    spec = EpisodeSpec.for_env(
+        args.id, args.agent, make_kwargs=make_kwargs, budgets=budgets, seed=args.seed
+    )
+    db = args.db or default_db_path()
+    recording = RunRecording.start(db, spec, args.episodes, resume=args.resume, run_id=args.run_id)
+    done = args.episodes - len(recording.pending)
+    note = f"; resuming, {done} of {args.episodes} episode(s) already done" if args.resume else ""
+    print(f"[rebench] recording to {db} (run {recording.run_id}{note})", file=sys.stderr)
+    return recording
+
+
+def _trajectory_path(args: argparse.Namespace, episode: int) -> str | None:
+    record = getattr(args, "record", None)
+    return None if record is None else str(record)
+
+
+def _wrap_budgets(env: Any, args: argparse.Namespace) -> Any:
+    """Wrap ``env`` in the budgets and the trajectory recorder that the flags ask for."""
+    from rebench_gym.wrappers import RecordTrajectory, TimeBudget, TokenBudget
+
+    if getattr(args, "time_budget", None) is not None:
+        env = TimeBudget(env, args.time_budget)
+    if getattr(args, "token_budget", None) is not None:
+        env = TokenBudget(env, max_tokens=args.token_budget)
+    if getattr(args, "record", None) is not None:
+        env = RecordTrajectory(env, args.record)  # outermost: records budget state too
+    return env
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """Compute the leaderboard of the run store as Markdown, JSON or a self-contained HTML page.
+
+    Per agent and task: runs, mean normalized score with a bootstrap interval, score@k at
+    per-run time limits, score over time; and the average over tasks.
+    """
+    from pathlib import Path
+
+    from rebench_gym.results import (
+        RunStore,
+        build_leaderboard,
+        default_db_path,
+        render_json,
+        render_markdown,
+    )
+    from rebench_gym.results.html import render_html
+    from rebench_gym.results.leaderboard import DEFAULT_KS
+
+    db = Path(args.db) if args.db else default_db_path()
+    if not db.is_file():
+        raise UsageError(f"no run store at {db}; record runs with `rebench run ... --db {db}`")
+    fmt = "json" if args.json else args.format
+    with RunStore(db) as store:
+        episodes = store.episodes()
+    board = build_leaderboard(
+        episodes,
+        time_limits=args.time_limit,
+        ks=args.k or DEFAULT_KS,
+        n_resamples=args.resamples,
+        seed=args.seed,
+    )
+    renderers = {"md": render_markdown, "json": render_json, "html": render_html}
+    text = renderers[fmt](board)
+    for warning in board.warnings:
+        print(f"rebench: warning: {warning}", file=sys.stderr)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"[rebench] wrote the {fmt} leaderboard to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -139,6 +231,37 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     report = run_benchmarks(sandboxes=args.sandbox or None, repeats=args.repeats)
     _emit(report, args.json, report["text"])
+    return 0
+
+
+def cmd_image_build(args: argparse.Namespace) -> int:
+    """Build a task's Docker image for the docker sandbox (skipped when it is up to date)."""
+    from pathlib import Path
+
+    from rebench_gym.sandbox.docker_images import build_image
+
+    def log(line: str) -> None:
+        if not args.json:
+            print(line, file=sys.stderr)
+
+    tag = build_image(
+        args.id,
+        args.scale,
+        base_image=args.base_image,
+        wheels=Path(args.wheels) if args.wheels else None,
+        force=args.force,
+        log=log,
+    )
+    _emit({"image": tag}, args.json, tag)
+    return 0
+
+
+def cmd_sandbox_cleanup(args: argparse.Namespace) -> int:
+    """Remove leftover rebench_gym containers (those whose driving process is gone)."""
+    from rebench_gym.sandbox.docker_provider import cleanup_containers
+
+    removed = cleanup_containers(all_sessions=args.all)
+    _emit({"removed": removed}, args.json, f"removed {len(removed)} container(s)")
     return 0
 
 
@@ -203,6 +326,59 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the hidden_score variant (score calls report validity only)",
     )
+    p.add_argument(
+        "--time-budget",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="end each episode (truncated, final state scored) after this much wall-clock time, "
+        "agent thinking included",
+    )
+    p.add_argument(
+        "--token-budget",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="end each episode after the agent spent N tokens (reported by LLM agents, else "
+        "estimated at ~4 characters per token of actions and observations)",
+    )
+    p.add_argument(
+        "--record",
+        default=None,
+        metavar="PATH",
+        help="append each step to this JSONL trajectory file (crash-safe)",
+    )
+
+    _add_db(p)
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the latest run with the same settings (or --run-id) in the store: "
+        "episodes already finished are skipped, interrupted ones run again",
+    )
+    p.add_argument("--run-id", default=None, help="name of the run in the store (default: new)")
+
+    p = add("leaderboard", cmd_leaderboard, "leaderboards of the runs in the store")
+    _add_db(p)
+    p.add_argument(
+        "--format",
+        choices=("md", "json", "html"),
+        default="md",
+        help="Markdown, JSON, or one self-contained HTML page with plots (default: md)",
+    )
+    p.add_argument("--out", default=None, help="write to this file instead of stdout")
+    p.add_argument(
+        "--time-limit",
+        type=_time_limit,
+        action="append",
+        help="per-run time limit in seconds for score@k, or 'whole' (repeatable; default: "
+        "the time budgets the runs ran under)",
+    )
+    p.add_argument("--k", type=_positive_int, action="append", help="k of score@k (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
+    p.add_argument(
+        "--resamples", type=_positive_int, default=2000, help="bootstrap resamples (default: 2000)"
+    )
 
     p = add("calibrate", cmd_calibrate, "measure start/reference anchors on this machine")
     add_id(p)
@@ -217,12 +393,69 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("bench", cmd_bench, "run the performance benchmarks")
     p.add_argument(
         "--sandbox",
-        choices=("local", "bwrap"),
+        choices=("local", "bwrap", "docker"),
         action="append",
         help="sandbox to measure (repeatable; default: all available)",
     )
     p.add_argument("--repeats", type=_positive_int, default=200, help="timed steps per case")
+
+    image = sub.add_parser("image", help="Docker images of the tasks").add_subparsers(
+        dest="image_command", required=True, metavar="IMAGE_COMMAND"
+    )
+    p = image.add_parser("build", help="build a task's image", description=cmd_image_build.__doc__)
+    p.set_defaults(func=cmd_image_build)
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    add_id(p)
+    add_scale(p, "mini")
+    p.add_argument("--base-image", default=None, help="the FROM image (must be present locally)")
+    p.add_argument("--wheels", default=None, help="a directory of wheels to install offline")
+    p.add_argument("--force", action="store_true", help="rebuild even if up to date")
+
+    sandbox = sub.add_parser("sandbox", help="sandbox maintenance").add_subparsers(
+        dest="sandbox_command", required=True, metavar="SANDBOX_COMMAND"
+    )
+    p = sandbox.add_parser(
+        "cleanup", help="remove leftover containers", description=cmd_sandbox_cleanup.__doc__
+    )
+    p.set_defaults(func=cmd_sandbox_cleanup)
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.add_argument(
+        "--all", action="store_true", help="also remove the containers of running rollouts"
+    )
     return parser
+
+
+def _add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db",
+        default=None,
+        help="the SQLite run store (default: $REBENCH_DB, else "
+        "$XDG_DATA_HOME/rebench_gym/runs.db, i.e. ~/.local/share/rebench_gym/runs.db)",
+    )
+
+
+def _time_limit(text: str) -> float | None:
+    if text.strip().lower() in ("whole", "none", "full"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds or 'whole'"
+        ) from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} must be positive")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
+    return value
 
 
 def _positive_int(text: str) -> int:

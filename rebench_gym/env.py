@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import secrets
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -25,7 +26,6 @@ from rebench_gym.spaces import UnicodeText
 from rebench_gym.tasks import SCALES, Scale, ScoreContext, Task, get_task
 
 MAX_FILE_BYTES = 10_000_000
-MAX_SOLUTION_BYTES = 500_000_000
 
 
 class ReBenchEnv(gym.Env[dict[str, str], str]):
@@ -74,6 +74,9 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
     * ``score_timeout``: seconds a score call may take (default from the task).
     * ``cache_dir``: where assets and calibrated anchors are cached.
     * ``anchors``: ``(start, reference)`` raw scores to use instead of the default anchors.
+    * ``sandbox_options``: provider options; docker: ``image``, ``network`` (default False),
+      ``gpus`` (count, ``"all"`` or device ids), ``cpus``, ``memory_gb`` (default: the task's
+      hardware).
 
     ## Version History
     * v0: initial release.
@@ -93,6 +96,7 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         cache_dir: str | None = None,
         anchors: tuple[float, float] | None = None,
         render_mode: str | None = None,
+        sandbox_options: dict[str, Any] | None = None,
     ) -> None:
         if scale not in SCALES:
             raise UsageError(f"scale must be one of {SCALES}, not {scale!r}")
@@ -111,6 +115,7 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         self.score_timeout = score_timeout
         self.cache_dir = cache_dir
         self.anchor_override = anchors
+        self.sandbox_options = dict(sandbox_options or {})
         self.render_mode = render_mode
         limit = self.max_output_chars + 1000
         self.observation_space: gym.spaces.Dict = gym.spaces.Dict(  # type: ignore[assignment]
@@ -170,23 +175,30 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         task = self.task
         task.check_hardware(self.scale)
         cache = cache_root(self.cache_dir)
-        task.prepare_assets(self.scale, cache)
+        task.prepare_assets(self.scale, cache, progress=_say)
         self._anchors = self._resolve_anchors(cache)
         if self._root is None:
             self._root = Path(tempfile.mkdtemp(prefix="rebench-"))
         workspace = self._root / "workspace"
         if self._sandbox is not None:
             self._sandbox.kill_all()
-        if workspace.exists():
-            shutil.rmtree(workspace, ignore_errors=True)
-        workspace.mkdir()
-        task.populate_workspace(workspace, self.scale)
+        # Empty the workspace but keep the directory: a container's bind mount stays valid.
+        workspace.mkdir(exist_ok=True)
+        for child in list(workspace.iterdir()):
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+        task.populate_workspace(workspace, self.scale, cache)
         if self._sandbox is None:
             self._sandbox = make_sandbox(
                 self.sandbox_name,
                 workspace,
                 max_output_bytes=4 * self.max_output_chars,
                 hidden=task.hidden_paths(self.scale, cache),
+                task=task,
+                scale=self.scale,
+                options=self.sandbox_options,
             )
             if not self._sandbox.isolates:
                 warnings.warn(
@@ -271,6 +283,7 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
                     timeout_s=timeout,
                     seed=secrets.randbits(63),
                     work_dir=scratch,
+                    cache=cache_root(self.cache_dir),
                 )
                 try:
                     result = self.task.score(ctx)
@@ -292,10 +305,9 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         for p in src.rglob("*"):
             if p.is_file() and not p.is_symlink():
                 total += p.stat().st_size
-        if total > MAX_SOLUTION_BYTES:
-            return ScoreResult.invalid(
-                f"solution/ holds {total} bytes; the limit is {MAX_SOLUTION_BYTES}"
-            )
+        limit = self.task.max_solution_bytes(self.scale)
+        if total > limit:
+            return ScoreResult.invalid(f"solution/ holds {total} bytes; the limit is {limit}")
         shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
         return None
 
@@ -357,6 +369,14 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         )
         return reward, extra
 
+    def episode_info(self) -> dict[str, Any]:
+        """The episode's current machine-readable state, as ``reset`` and ``step`` put in ``info``.
+
+        Wrappers that end an episode themselves (the budgets) use it to report the score log
+        after :meth:`finish_episode` added the final row.
+        """
+        return self._info()
+
     # ----- actions ---------------------------------------------------------------------------
     def _run(self, parsed: act.Action) -> tuple[str, dict[str, Any]]:
         sb = self.sandbox
@@ -395,10 +415,7 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         raise AssertionError(f"unhandled action {parsed!r}")  # pragma: no cover
 
     def _read_text(self, path: str) -> str:
-        host = self.sandbox.host_path(path)
-        if host.is_file() and host.stat().st_size > MAX_FILE_BYTES:
-            raise ActionError(f"{path} is larger than {MAX_FILE_BYTES} bytes; use a shell command")
-        data = host.read_bytes()
+        data = self.sandbox.read_file(path, max_bytes=MAX_FILE_BYTES)
         if b"\0" in data[:8192]:
             raise ActionError(f"{path} looks binary; use a shell command such as xxd")
         return data.decode("utf-8", errors="replace")
@@ -428,3 +445,7 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
             "anchors": anchors,
             "hidden_score": hidden,
         }
+
+
+def _say(message: str) -> None:
+    print(f"[rebench] {message}", file=sys.stderr, flush=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -14,6 +15,9 @@ import pytest
 # One cache for the whole session, so the kernel task's anchors are calibrated once per run.
 _SESSION_CACHE = Path(tempfile.mkdtemp(prefix="rebench-test-cache-"))
 os.environ.setdefault("REBENCH_CACHE_DIR", str(_SESSION_CACHE))
+# Runs recorded by `rebench run` in tests go to the session dir, never the user's data dir.
+os.environ.setdefault("REBENCH_DB", str(_SESSION_CACHE / "runs.db"))
+atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
 
 HAVE_BWRAP = shutil.which("bwrap") is not None
 SANDBOXES = [

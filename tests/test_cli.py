@@ -49,7 +49,7 @@ def test_unbuilt_task_is_a_clear_failure(capsys: pytest.CaptureFixture[str]) -> 
         main(
             [
                 "run",
-                "RE-Bench/FixEmbedding-v0",
+                "RE-Bench/ScalingLaw-v0",
                 "--agent",
                 "noop",
                 "--scale",

@@ -15,7 +15,7 @@ from rebench_gym.tasks.base import SCALES, Scale, ScoreContext, Task, TaskSpec
 TASK_CLASSES: dict[str, str | None] = {
     "optimize_kernel": "rebench_gym.tasks.optimize_kernel.task:OptimizeKernelTask",
     "optimize_llm_foundry": None,
-    "fix_embedding": None,
+    "fix_embedding": "rebench_gym.tasks.fix_embedding.task:FixEmbeddingTask",
     "scaling_law": None,
     "restricted_mlm": None,
     "finetune_gpt2_qa": None,

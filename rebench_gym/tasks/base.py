@@ -88,6 +88,7 @@ class ScoreContext:
         timeout_s: the whole score call must finish within this.
         seed: fresh entropy for this call's random inputs.
         work_dir: a private host scratch directory, removed after the call.
+        cache: the asset cache (hidden assets live under it).
     """
 
     solution: Path
@@ -96,6 +97,7 @@ class ScoreContext:
     timeout_s: float
     seed: int
     work_dir: Path
+    cache: Path
 
 
 class Task(abc.ABC):
@@ -112,11 +114,16 @@ class Task(abc.ABC):
         """The task prompt for ``scale`` (``$name`` placeholders filled from task.yaml)."""
         text = (self.package_dir / "instructions.md").read_text()
         params = {k: str(v) for k, v in self.spec.scale(scale).params.items()}
-        params.update(scale=scale, time_budget_h=f"{self.spec.scale(scale).time_budget_s / 3600:g}")
+        spec = self.spec.scale(scale)
+        params.update(
+            scale=scale,
+            time_budget_h=f"{spec.time_budget_s / 3600:g}",
+            score_timeout=f"{spec.score_timeout_s:g}",
+        )
         return string.Template(text).safe_substitute(params)
 
-    def populate_workspace(self, dest: Path, scale: Scale) -> None:
-        """Copy the starting files into an empty workspace."""
+    def populate_workspace(self, dest: Path, scale: Scale, cache: Path) -> None:
+        """Copy the starting files (and any prepared assets from ``cache``) into the workspace."""
         src = self.package_dir / "workspace"
         if src.is_dir():
             shutil.copytree(
@@ -168,6 +175,10 @@ class Task(abc.ABC):
         self, scale: Scale, cache: Path, progress: ProgressFn | None = None
     ) -> None:
         """Build the task's hidden assets into the cache (default: nothing to build)."""
+
+    def max_solution_bytes(self, scale: Scale) -> int:
+        """The largest ``solution/`` a score call copies (bigger ones are invalid)."""
+        return 500 * 1024**2
 
     def hidden_paths(self, scale: Scale, cache: Path) -> list[Path]:
         """Host paths the agent must not read (the sandbox masks them)."""

@@ -63,9 +63,24 @@ def test_full_scale_triton_reference_is_correct_under_interpreter() -> None:
     assert "triton-ok" in out.stdout, out.stderr[-3000:]
 
 
+@pytest.fixture(scope="module")
+def fresh_anchors(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache with anchors calibrated right before the checks that compare against them.
+
+    Timing anchors drift with what the machine did earlier in a long test session; measuring
+    them next to the reference and noop runs keeps the comparison like-for-like.
+    """
+    from rebench_gym.calibration import calibrate
+    from rebench_gym.tasks import get_task
+
+    cache = tmp_path_factory.mktemp("kernel-anchors")
+    calibrate(get_task("optimize_kernel"), "mini", cache_dir=cache, progress=False)
+    return cache
+
+
 @pytest.mark.parametrize("sandbox", SANDBOXES)
-def test_reference_reaches_one_and_noop_stays_at_zero(sandbox: str) -> None:
-    env = gym.make(KERNEL, scale="mini", sandbox=sandbox)
+def test_reference_reaches_one_and_noop_stays_at_zero(sandbox: str, fresh_anchors: Path) -> None:
+    env = gym.make(KERNEL, scale="mini", sandbox=sandbox, cache_dir=str(fresh_anchors))
     try:
         ref = rollout(env, agents.make("reference", env_id=KERNEL, scale="mini"))
         noop = rollout(env, agents.make("noop"))
@@ -226,7 +241,9 @@ def test_hidden_files_are_unreadable_from_the_workspace_and_the_scorer(cache_dir
         for path in (REFERENCE_SOURCE, cache_dir):
             obs, *_ = env.step(f"ls {path} || cat {path}")
             assert "[exit code 0]" not in obs["terminal"], obs["terminal"]
-        obs, *_ = env.step("grep -rl 'def prefix_sum' / 2>/dev/null | grep -v '^/proc' | head")
-        assert "reference" not in obs["terminal"]
+        obs, *_ = env.step(actions.bash(
+            "grep -rl --include='*.py' 'def prefix_sum' /usr /etc /root /home /tmp /opt /var "
+            "2>/dev/null | head", timeout=120))
+        assert "reference" not in obs["terminal"], obs["terminal"]
     finally:
         env.close()

@@ -1,0 +1,1 @@
+"""Fix Embedding: recover a language model whose token embedding was scrambled."""

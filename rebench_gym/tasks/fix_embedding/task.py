@@ -1,0 +1,240 @@
+"""Fix Embedding (RE-Bench ai_rd_fix_embedding): a GPT whose embedding rows were permuted.
+
+Assets (hidden, in the cache): the token files, the correctly trained large model, its corrupted
+copy (embedding rows permuted; the output layer is tied to the embedding so it is scrambled too),
+a smaller correct model, and the held-out validation tokens. The workspace gets the corrupted
+large model, the small model, the training tokens and ``model.py`` (the fixed model class).
+
+Score: ``ln(loss - floor)`` of ``solution/fixed_model.pth`` on held-out tokens, computed by a
+trusted process that loads the checkpoint with ``weights_only=True`` into the fixed class; a
+different architecture, extra parameters, a timeout or running out of memory is invalid.
+
+Mini: both models are trained on the package corpus at asset preparation (about two minutes on
+two cores). Full: GPT-2-XL (corrupted) and GPT-2 small from Hugging Face checkpoints and
+OpenWebText in nanoGPT's ``train.bin``/``val.bin``, from ``rebench assets prepare
+RE-Bench/FixEmbedding-v0 --source DIR`` or downloaded where the network allows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rebench_gym.errors import AssetsError
+from rebench_gym.lm import model as lm_model
+from rebench_gym.lm.assets import build_once
+from rebench_gym.lm.corpus import documents
+from rebench_gym.lm.data import read_tokens, write_tokens
+from rebench_gym.lm.model import GPT, GPTConfig, save_checkpoint
+from rebench_gym.lm.tokenizer import WordTokenizer
+from rebench_gym.lm.train import evaluate, train
+from rebench_gym.scoring import ScoreResult
+from rebench_gym.tasks.base import ProgressFn, Scale, ScoreContext, Task
+
+CHECKPOINT = "fixed_model.pth"
+PERMUTATION_SEED = 1234
+
+
+def permute_embedding(model: GPT, seed: int) -> GPT:
+    """Scramble the rows of the (tied) token embedding in place."""
+    gen = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(model.config.vocab_size, generator=gen)
+    with torch.no_grad():
+        model.wte.weight.copy_(model.wte.weight[perm].clone())
+    return model
+
+
+class FixEmbeddingTask(Task):
+    """The embedding-repair task; see the module docstring."""
+
+    package_dir = Path(__file__).parent
+
+    # ----- assets ------------------------------------------------------------------------------
+    def asset_dir(self, scale: Scale, cache: Path) -> Path:
+        return cache / "assets" / f"fix_embedding-{scale}-{self.spec.version}"
+
+    def prepare_assets(
+        self,
+        scale: Scale,
+        cache: Path,
+        progress: ProgressFn | None = None,
+        source: Path | None = None,
+    ) -> None:
+        if scale == "mini":
+            build_once(
+                self.asset_dir(scale, cache).parent,
+                self.asset_dir(scale, cache).name,
+                lambda tmp: self._build_mini(tmp, progress),
+            )
+            return
+        target = self.asset_dir(scale, cache)
+        if (target / ".complete").exists():
+            return
+        if source is None:
+            raise AssetsError(
+                "RE-Bench/FixEmbedding-v0 at full scale needs GPT-2 weights and OpenWebText: run "
+                "`rebench assets prepare RE-Bench/FixEmbedding-v0 --scale full --source DIR` "
+                "(DIR holds gpt2/ and gpt2-xl/ Hugging Face checkpoints and openwebtext/train.bin"
+                " and val.bin in nanoGPT's format)"
+            )
+        build_once(target.parent, target.name, lambda tmp: build_full(tmp, source, progress))
+
+    def _build_mini(self, out: Path, progress: ProgressFn | None) -> None:
+        params = self.spec.scale("mini").params
+        say = progress or (lambda _m: None)
+        tok = WordTokenizer.default()
+        say("fix_embedding (mini): generating the corpus")
+        write_tokens(out / "train.bin", tok.encode_documents(documents(params["train_docs"], 1)))
+        write_tokens(out / "val.bin", tok.encode_documents(documents(params["val_docs"], 2)))
+        tok.save(out / "vocab.json")
+        train_data = read_tokens(out / "train.bin")
+        val_data = read_tokens(out / "val.bin")
+        meta: dict[str, Any] = {}
+        for name in ("large", "small"):
+            cfg = dict(params[name])
+            steps, lr = cfg.pop("steps"), cfg.pop("lr")
+            torch.manual_seed(0)
+            model = GPT(GPTConfig(vocab_size=tok.vocab_size, **cfg))
+            train(
+                model,
+                train_data,
+                steps=steps,
+                lr=lr,
+                seed=0,
+                progress=f"fix_embedding (mini): training the {name} model",
+            )
+            meta[f"{name}_val_loss"] = evaluate(
+                model, val_data, block_size=cfg["block_size"], max_batches=params["eval_batches"]
+            )
+            save_checkpoint(model, out / f"{name}_trained.pth")
+            if name == "large":
+                permute_embedding(model, PERMUTATION_SEED)
+                meta["corrupted_val_loss"] = evaluate(
+                    model,
+                    val_data,
+                    block_size=cfg["block_size"],
+                    max_batches=params["eval_batches"],
+                )
+                save_checkpoint(model, out / "large_corrupted.pth")
+                meta["large_config"] = model.config.to_dict()
+        (out / "meta.json").write_text(json.dumps(meta, indent=2))
+
+    def hidden_paths(self, scale: Scale, cache: Path) -> list[Path]:
+        return [cache]
+
+    def max_solution_bytes(self, scale: Scale) -> int:
+        return 20 * 1024**3 if scale == "full" else 200 * 1024**2
+
+    def populate_workspace(self, dest: Path, scale: Scale, cache: Path) -> None:
+        super().populate_workspace(dest, scale, cache)
+        assets = self._assets(scale, cache)
+        shutil.copy(lm_model.__file__, dest / "model.py")
+        shutil.copy(assets / "large_corrupted.pth", dest / "large_model.pth")
+        shutil.copy(assets / "small_trained.pth", dest / "small_correct_model.pth")
+        (dest / "data").mkdir(exist_ok=True)
+        shutil.copy(assets / "train.bin", dest / "data" / "train.bin")
+        if (assets / "vocab.json").exists():
+            shutil.copy(assets / "vocab.json", dest / "data" / "vocab.json")
+        (dest / "solution").mkdir(exist_ok=True)
+        shutil.copy(assets / "large_corrupted.pth", dest / "solution" / CHECKPOINT)
+
+    def _assets(self, scale: Scale, cache: Path) -> Path:
+        path = self.asset_dir(scale, cache)
+        if not (path / ".complete").exists():
+            raise AssetsError(f"assets for fix_embedding ({scale}) are not prepared at {path}")
+        return path
+
+    # ----- scoring -----------------------------------------------------------------------------
+    def score(self, ctx: ScoreContext) -> ScoreResult:
+        params = self.spec.scale(ctx.scale).params
+        assets = self._assets(ctx.scale, ctx.cache)
+        meta = json.loads((assets / "meta.json").read_text())
+        checkpoint = ctx.solution / CHECKPOINT
+        if not checkpoint.is_file() or checkpoint.is_symlink():
+            return ScoreResult.invalid(f"solution/{CHECKPOINT} is missing (or is a symlink)")
+        limit = 2 * (assets / "large_trained.pth").stat().st_size + 1_000_000
+        if checkpoint.stat().st_size > limit:
+            return ScoreResult.invalid(
+                f"solution/{CHECKPOINT} is larger than the required architecture could be"
+            )
+        spec = {
+            "checkpoint": str(checkpoint),
+            "config": meta["large_config"],
+            "tokens": str(assets / "val.bin"),
+            "block_size": meta["large_config"]["block_size"],
+            "batch_size": params["eval_batch_size"],
+            "max_batches": params["eval_batches"],
+            "device": "cuda" if ctx.scale == "full" else "cpu",
+        }
+        return run_loss_evaluation(spec, ctx.timeout_s, float(params["loss_floor"]))
+
+    def reference_actions(self, scale: Scale) -> list[str]:
+        from rebench_gym import actions
+
+        files = self.reference_files(scale)
+        acts = [actions.write_file(f"solution/{p}", c.decode()) for p, c in files.items()]
+        acts.append(actions.bash("python solution/fix_embedding.py", timeout=3600))
+        return acts
+
+
+def run_loss_evaluation(spec: dict[str, Any], timeout: float, floor: float) -> ScoreResult:
+    """Evaluate a checkpoint in a separate trusted process; ``ln(loss - floor)``."""
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "rebench_gym.lm.evaluate_worker", json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return ScoreResult.invalid(f"evaluation timed out after {timeout:.0f} s")
+    if proc.returncode != 0:
+        reason = "ran out of memory" if proc.returncode in (-9, 137) else "crashed"
+        return ScoreResult.invalid(
+            f"evaluation {reason} (exit {proc.returncode}): {proc.stderr[-1500:]}"
+        )
+    try:
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return ScoreResult.invalid(f"evaluation gave no result: {proc.stderr[-1500:]}")
+    if "error" in result:
+        return ScoreResult.invalid(str(result["error"]))
+    loss = float(result["loss"])
+    raw = math.log(max(loss - floor, 1e-6))
+    return ScoreResult(
+        raw=raw, valid=True, message=f"validation loss {loss:.4f}", details={"loss": loss}
+    )
+
+
+def build_full(out: Path, source: Path, progress: ProgressFn | None = None) -> None:
+    """Full-scale assets from a source directory (tested on small stand-ins in the same formats).
+
+    ``source`` holds ``gpt2-xl/`` and ``gpt2/`` (Hugging Face GPT-2 checkpoints) and
+    ``openwebtext/train.bin`` and ``val.bin`` (nanoGPT's uint16 GPT-2 token files).
+    """
+    from rebench_gym.lm.hf_gpt2 import load_hf_gpt2
+
+    say = progress or (lambda _m: None)
+    for needed in ("gpt2-xl", "gpt2", "openwebtext/train.bin", "openwebtext/val.bin"):
+        if not (source / needed).exists():
+            raise AssetsError(f"{source} lacks {needed} (see `rebench assets prepare --help`)")
+    say("fix_embedding (full): converting gpt2-xl")
+    large = load_hf_gpt2(source / "gpt2-xl")
+    save_checkpoint(large, out / "large_trained.pth")
+    permute_embedding(large, PERMUTATION_SEED)
+    save_checkpoint(large, out / "large_corrupted.pth")
+    say("fix_embedding (full): converting gpt2")
+    small = load_hf_gpt2(source / "gpt2")
+    if small.config.vocab_size != large.config.vocab_size:
+        raise AssetsError("gpt2 and gpt2-xl must share a vocabulary")
+    save_checkpoint(small, out / "small_trained.pth")
+    shutil.copy(source / "openwebtext/train.bin", out / "train.bin")
+    shutil.copy(source / "openwebtext/val.bin", out / "val.bin")
+    (out / "meta.json").write_text(json.dumps({"large_config": large.config.to_dict()}))
