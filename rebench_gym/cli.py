@@ -234,6 +234,40 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_assets(args: argparse.Namespace) -> int:
+    """Build a task's hidden assets (models, data) into the cache, with progress shown.
+
+    Mini scale generates everything locally. Full scale reads the original assets from
+    ``--source DIR`` (for FixEmbedding: ``gpt2-xl/`` and ``gpt2/`` Hugging Face checkpoints and
+    ``openwebtext/train.bin``, ``val.bin`` in nanoGPT's format).
+    """
+    import inspect
+    from pathlib import Path
+
+    from rebench_gym.cache import cache_root
+    from rebench_gym.envs.registration import task_name
+    from rebench_gym.tasks import get_task
+
+    task = get_task(task_name(args.id))
+    cache = cache_root()
+
+    def say(message: str) -> None:
+        print(f"[rebench] {message}", file=sys.stderr, flush=True)
+
+    kwargs: dict[str, Any] = {"progress": say}
+    if args.source is not None:
+        if "source" not in inspect.signature(task.prepare_assets).parameters:
+            raise UsageError(f"{args.id} takes no --source: its assets are generated locally")
+        kwargs["source"] = Path(args.source)
+    task.prepare_assets(args.scale, cache, **kwargs)
+    _emit(
+        {"id": args.id, "scale": args.scale, "cache": str(cache)},
+        args.json,
+        f"{args.id} ({args.scale}): assets ready in {cache}",
+    )
+    return 0
+
+
 def cmd_image_build(args: argparse.Namespace) -> int:
     """Build a task's Docker image for the docker sandbox (skipped when it is up to date)."""
     from pathlib import Path
@@ -386,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--repeats",
         type=_positive_int,
-        default=3,
+        default=5,
         help="score runs of each solution (the median is kept)",
     )
 
@@ -410,6 +444,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-image", default=None, help="the FROM image (must be present locally)")
     p.add_argument("--wheels", default=None, help="a directory of wheels to install offline")
     p.add_argument("--force", action="store_true", help="rebuild even if up to date")
+
+    assets = sub.add_parser("assets", help="task assets (models, data)").add_subparsers(
+        dest="assets_command", required=True, metavar="ASSETS_COMMAND"
+    )
+    p = assets.add_parser(
+        "prepare", help="build a task's assets into the cache", description=cmd_assets.__doc__
+    )
+    p.set_defaults(func=cmd_assets)
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    add_id(p)
+    add_scale(p, "mini")
+    p.add_argument(
+        "--source",
+        default=None,
+        help="full scale: a directory with the original assets (see the task's documentation)",
+    )
 
     sandbox = sub.add_parser("sandbox", help="sandbox maintenance").add_subparsers(
         dest="sandbox_command", required=True, metavar="SANDBOX_COMMAND"

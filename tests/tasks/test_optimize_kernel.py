@@ -241,9 +241,13 @@ def test_hidden_files_are_unreadable_from_the_workspace_and_the_scorer(cache_dir
         for path in (REFERENCE_SOURCE, cache_dir):
             obs, *_ = env.step(f"ls {path} || cat {path}")
             assert "[exit code 0]" not in obs["terminal"], obs["terminal"]
-        obs, *_ = env.step(actions.bash(
-            "grep -rl --include='*.py' 'def prefix_sum' /usr /etc /root /home /tmp /opt /var "
-            "2>/dev/null | head", timeout=120))
+        obs, *_ = env.step(
+            actions.bash(
+                "grep -rl --include='*.py' 'def prefix_sum' /usr /etc /root /home /tmp /opt /var "
+                "2>/dev/null | head",
+                timeout=120,
+            )
+        )
         assert "reference" not in obs["terminal"], obs["terminal"]
     finally:
         env.close()
