@@ -18,7 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-from rebench_gym.results.leaderboard import Leaderboard, fmt_estimate, fmt_seconds
+from rebench_gym.results.leaderboard import (
+    Leaderboard,
+    averages_table,
+    fmt_seconds,
+    score_at_k_table,
+    task_table,
+)
 
 PALETTE = (
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
@@ -218,53 +224,9 @@ def render_html(lb: Leaderboard, *, title: str = "RE-Bench leaderboard") -> str:
     )
     if not lb.rows:
         out.append("<p>No finished episodes in the store.</p>")
-    out.append(
-        _html_table(
-            [
-                "agent",
-                "task",
-                "scale",
-                "runs",
-                "failed",
-                "mean [CI]",
-                "mean wall time",
-                "budgets",
-                "task version",
-                "hardware",
-                "anchors",
-                "tokens",
-                "cost (USD)",
-            ],
-            [
-                [
-                    r.key.agent,
-                    r.key.env_id + (" (hidden)" if r.key.hidden_score else ""),
-                    r.key.scale,
-                    str(r.runs),
-                    str(r.failed),
-                    fmt_estimate(r.mean),
-                    fmt_seconds(r.mean_wall_time_s),
-                    ", ".join(fmt_seconds(b) for b in r.time_budgets_s),
-                    r.key.task_version,
-                    r.key.hardware,
-                    r.key.anchors,
-                    ", ".join(f"{k}={v}" for k, v in sorted(r.tokens.items())) or "-",
-                    "-" if r.cost_usd is None else f"{r.cost_usd:.2f}",
-                ]
-                for r in lb.rows
-            ],
-        )
-    )
+    out.append(_html_table(*task_table(lb)))
     out.append("<h2>Average over tasks</h2>")
-    out.append(
-        _html_table(
-            ["agent", "scale", "hardware", "tasks", "mean [CI]"],
-            [
-                [a.agent, a.scale, a.hardware, ", ".join(a.tasks), fmt_estimate(a.mean)]
-                for a in lb.averages
-            ],
-        )
-    )
+    out.append(_html_table(*averages_table(lb)))
     out.append(
         "<h2>score@k against total time budget</h2><p>k runs drawn with replacement; the best "
         "of the k counts (a random one for ScalingLaw). Total budget = k × per-run limit.</p>"
@@ -303,24 +265,7 @@ def render_html(lb: Leaderboard, *, title: str = "RE-Bench leaderboard") -> str:
             hline=hline,
         )
     )
-    out.append(
-        _html_table(
-            ["agent", "task", "per-run limit", "k", "total budget", "runs used", "score@k [CI]"],
-            [
-                [
-                    r.key.agent,
-                    r.key.env_id,
-                    fmt_seconds(s.limit_s),
-                    str(s.k),
-                    fmt_seconds(s.total_budget_s),
-                    str(s.estimate.n),
-                    fmt_estimate(s.estimate),
-                ]
-                for r in lb.rows
-                for s in r.score_at_k
-            ],
-        )
-    )
+    out.append(_html_table(*score_at_k_table(lb)))
     out.append(
         "<h2>Score over time</h2><p>Mean best-so-far normalized score (last valid so far "
         "for ScalingLaw) against elapsed seconds in the episode.</p>"

@@ -455,6 +455,70 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return lines
 
 
+def task_table(lb: Leaderboard) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the per-agent-and-task table (shared by Markdown and HTML)."""
+    header = [
+        "agent",
+        "task",
+        "scale",
+        "runs",
+        "failed",
+        "mean [CI]",
+        "mean wall time",
+        "budgets",
+        "task version",
+        "hardware",
+        "anchors",
+        "tokens",
+        "cost (USD)",
+    ]
+    rows = [
+        [
+            r.key.agent,
+            r.key.env_id + (" (hidden)" if r.key.hidden_score else ""),
+            r.key.scale,
+            str(r.runs),
+            str(r.failed),
+            fmt_estimate(r.mean),
+            fmt_seconds(r.mean_wall_time_s),
+            ", ".join(fmt_seconds(b) for b in r.time_budgets_s),
+            r.key.task_version,
+            r.key.hardware,
+            r.key.anchors,
+            ", ".join(f"{k}={v}" for k, v in sorted(r.tokens.items())) or "-",
+            "-" if r.cost_usd is None else f"{r.cost_usd:.2f}",
+        ]
+        for r in lb.rows
+    ]
+    return header, rows
+
+
+def averages_table(lb: Leaderboard) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the average-over-tasks table."""
+    return ["agent", "scale", "hardware", "tasks", "mean [CI]"], [
+        [a.agent, a.scale, a.hardware, ", ".join(a.tasks), fmt_estimate(a.mean)]
+        for a in lb.averages
+    ]
+
+
+def score_at_k_table(lb: Leaderboard) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the score@k table."""
+    header = ["agent", "task", "per-run limit", "k", "total budget", "runs used", "score@k [CI]"]
+    return header, [
+        [
+            r.key.agent,
+            r.key.env_id,
+            fmt_seconds(s.limit_s),
+            str(s.k),
+            fmt_seconds(s.total_budget_s),
+            str(s.estimate.n),
+            fmt_estimate(s.estimate),
+        ]
+        for r in lb.rows
+        for s in r.score_at_k
+    ]
+
+
 def render_markdown(lb: Leaderboard) -> str:
     """The leaderboard as Markdown: per-task table, averages, score@k, warnings, human figures."""
     pct = round(100 * float(lb.settings.get("confidence", DEFAULT_CONFIDENCE)))
@@ -464,66 +528,15 @@ def render_markdown(lb: Leaderboard) -> str:
     out += [f"## Per agent and task (mean normalized score, {pct}% bootstrap CI)", ""]
     if not lb.rows:
         out += ["No finished episodes in the store.", ""]
-    out += _table(
-        [
-            "agent",
-            "task",
-            "scale",
-            "runs",
-            "failed",
-            "mean [CI]",
-            "wall time",
-            "budget",
-            "task version",
-            "hardware",
-            "anchors",
-        ],
-        [
-            [
-                r.key.agent,
-                r.key.env_id + (" (hidden)" if r.key.hidden_score else ""),
-                r.key.scale,
-                str(r.runs),
-                str(r.failed),
-                fmt_estimate(r.mean),
-                fmt_seconds(r.mean_wall_time_s),
-                ", ".join(fmt_seconds(b) for b in r.time_budgets_s),
-                r.key.task_version,
-                r.key.hardware,
-                r.key.anchors,
-            ]
-            for r in lb.rows
-        ],
-    )
+    out += _table(*task_table(lb))
     out += ["", "## Average over tasks", ""]
-    out += _table(
-        ["agent", "scale", "hardware", "tasks", "mean [CI]"],
-        [
-            [a.agent, a.scale, a.hardware, str(len(a.tasks)), fmt_estimate(a.mean)]
-            for a in lb.averages
-        ],
-    )
+    out += _table(*averages_table(lb))
     out += [
         "",
         "## score@k (k runs drawn with replacement; best of k, random one for ScalingLaw)",
         "",
     ]
-    out += _table(
-        ["agent", "task", "per-run limit", "k", "total budget", "runs used", "score@k [CI]"],
-        [
-            [
-                r.key.agent,
-                r.key.env_id,
-                fmt_seconds(s.limit_s),
-                str(s.k),
-                fmt_seconds(s.total_budget_s),
-                str(s.estimate.n),
-                fmt_estimate(s.estimate),
-            ]
-            for r in lb.rows
-            for s in r.score_at_k
-        ],
-    )
+    out += _table(*score_at_k_table(lb))
     out += ["", "## Score over time (mean best-so-far normalized score)", ""]
     for r in lb.rows:
         points = r.score_over_time

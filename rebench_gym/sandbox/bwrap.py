@@ -17,16 +17,14 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import rebench_gym
 from rebench_gym.errors import SandboxUnavailableError
 from rebench_gym.sandbox import procs
-from rebench_gym.sandbox.base import Bind, ExecResult, Sandbox
-from rebench_gym.sandbox.local import base_env, set_parent_death_signal
-from rebench_gym.sandbox.shell import PersistentShell
+from rebench_gym.sandbox.base import Bind
+from rebench_gym.sandbox.local import HostShellSandbox, base_env, set_parent_death_signal
 
 WORKSPACE_INSIDE = "/home/agent"
 _SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -104,7 +102,7 @@ def _find_bash(outer_pid: int) -> int | None:
     return None
 
 
-class BwrapSandbox(Sandbox):
+class BwrapSandbox(HostShellSandbox):
     """Workspace bind-mounted at ``/home/agent`` inside bubblewrap namespaces."""
 
     name = "bwrap"
@@ -119,56 +117,23 @@ class BwrapSandbox(Sandbox):
         hidden: Sequence[Path] = (),
     ) -> None:
         self._bwrap = bwrap_path()
-        super().__init__(workspace, max_output_bytes=max_output_bytes)
-        self.max_pids = max_pids
         self.hidden = hidden_paths(hidden)
-        self.marker = f"REBENCH_SANDBOX={uuid.uuid4().hex}"
-        self.cgroup = procs.PidsCgroup.create(max_pids)
-        env = base_env(WORKSPACE_INSIDE, self.marker)
+        super().__init__(workspace, max_output_bytes=max_output_bytes, max_pids=max_pids)
+
+    def _shell_command(self) -> tuple[list[str], dict[str, str], str | None]:
         argv = [self._bwrap, *namespace_args(), *system_args(self.hidden)]
         argv += ["--bind", str(self.workspace), WORKSPACE_INSIDE, "--chdir", WORKSPACE_INSIDE]
         argv += ["--clearenv"]
-        for k, v in env.items():
+        for k, v in base_env(WORKSPACE_INSIDE, self.marker).items():
             argv += ["--setenv", k, v]
         argv += ["bash", "--noprofile", "--norc"]
-        self.shell = PersistentShell(
-            argv,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-            cwd=None,
-            limit=max_output_bytes,
-            preexec=self._preexec,
-            find_bash=_find_bash,
-        )
+        return argv, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, None
 
-    def _preexec(self) -> None:
-        set_parent_death_signal()
-        if self.cgroup is not None:
-            with contextlib.suppress(OSError):
-                self.cgroup.join_current_process()
+    _find_bash = staticmethod(_find_bash)
 
     @property
     def workspace_inside(self) -> str:
         return WORKSPACE_INSIDE
-
-    def start(self) -> None:
-        self.shell.start()
-
-    def exec(self, command: str, timeout: float) -> ExecResult:
-        if not self.shell.alive():
-            self.shell.start()
-        return self.shell.run(command, timeout)
-
-    def kill_all(self) -> None:
-        self.shell.stop()
-        if self.cgroup is not None:
-            self.cgroup.kill_all()
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        super().close()
-        if self.cgroup is not None:
-            self.cgroup.remove()
 
     def spawn(
         self,

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from rebench_gym.sandbox import procs
@@ -56,36 +56,46 @@ def base_env(home: str, marker: str) -> dict[str, str]:
     }
 
 
-class LocalSandbox(Sandbox):
-    """Workspace in a host directory, bash run directly on the host."""
+class HostShellSandbox(Sandbox):
+    """Shared machinery of the providers whose shell runs on this host (local, bwrap).
 
-    name = "local"
-    isolates = False
+    Every process carries an environment marker and, where the machine allows, sits in a pids
+    cgroup that bounds fork loops; :meth:`kill_all` kills by both and by process tree.
+    Subclasses give the shell's argv, environment and cwd.
+    """
 
     def __init__(
-        self, workspace: Path, *, max_output_bytes: int = 64_000, max_pids: int = 4096
+        self,
+        workspace: Path,
+        *,
+        max_output_bytes: int = 64_000,
+        max_pids: int = 4096,
     ) -> None:
         super().__init__(workspace, max_output_bytes=max_output_bytes)
         self.max_pids = max_pids
         self.marker = f"REBENCH_SANDBOX={uuid.uuid4().hex}"
         self.cgroup = procs.PidsCgroup.create(max_pids)
+        argv, env, cwd = self._shell_command()
         self.shell = PersistentShell(
-            ["bash", "--noprofile", "--norc"],
-            env=base_env(str(self.workspace), self.marker),
-            cwd=str(self.workspace),
+            argv,
+            env=env,
+            cwd=cwd,
             limit=max_output_bytes,
             preexec=self._preexec,
+            find_bash=self._find_bash,
         )
+
+    def _shell_command(self) -> tuple[list[str], dict[str, str], str | None]:
+        """The shell's argv, environment and host working directory."""
+        raise NotImplementedError
+
+    _find_bash: Callable[[int], int | None] | None = None
 
     def _preexec(self) -> None:
         set_parent_death_signal()
         if self.cgroup is not None:
             with contextlib.suppress(OSError):
                 self.cgroup.join_current_process()
-
-    @property
-    def workspace_inside(self) -> str:
-        return str(self.workspace)
 
     def start(self) -> None:
         self.shell.start()
@@ -107,6 +117,21 @@ class LocalSandbox(Sandbox):
         super().close()
         if self.cgroup is not None:
             self.cgroup.remove()
+
+
+class LocalSandbox(HostShellSandbox):
+    """Workspace in a host directory, bash run directly on the host."""
+
+    name = "local"
+    isolates = False
+
+    def _shell_command(self) -> tuple[list[str], dict[str, str], str | None]:
+        env = base_env(str(self.workspace), self.marker)
+        return ["bash", "--noprofile", "--norc"], env, str(self.workspace)
+
+    @property
+    def workspace_inside(self) -> str:
+        return str(self.workspace)
 
     def spawn(
         self,

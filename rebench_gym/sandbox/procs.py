@@ -179,6 +179,14 @@ class PidsCgroup:
                 time.sleep(0.02)
 
 
+def threads(pid: int) -> list[int]:
+    """The thread ids of process ``pid`` (empty if it is gone)."""
+    try:
+        return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return []
+
+
 def spawned_pids(proc_pid: int, cgroup: PidsCgroup | None) -> list[int]:
     """Every process of a spawned sandbox: its cgroup's members, else its process tree."""
     if cgroup is not None:

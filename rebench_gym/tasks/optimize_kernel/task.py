@@ -26,6 +26,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,6 +75,14 @@ class _SharedIO:
         self.inp = np.frombuffer(self._maps[0], dtype=np.int8)
         self.proc = proc
 
+    def pin(self, cpu: int) -> None:
+        """Restrict every process of the solution to ``cpu``."""
+        cgroup = getattr(self.proc, "rebench_cgroup", None)
+        for pid in procs.spawned_pids(self.proc.pid, cgroup):
+            for tid in procs.threads(pid):
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(tid, {cpu})
+
     def read_output(self, nbytes: int) -> bytes:
         """Freeze the solution's processes, copy the output (dtype byte + data), thaw them."""
         cgroup = getattr(self.proc, "rebench_cgroup", None)
@@ -101,13 +110,45 @@ class OptimizeKernelTask(Task):
     def score(self, ctx: ScoreContext) -> ScoreResult:
         params = self.spec.scale(ctx.scale).params
         n = int(params["length"])
-        device = str(params["device"])
         repeats = int(params["timed_repeats"])
-        warmups = int(params["warmup_calls"])
+        processes = int(params.get("processes", 1))
         deadline = time.monotonic() + ctx.timeout_s
         rng = np.random.default_rng(ctx.seed)
-
         shutil.copy(self.package_dir / "runner.py", ctx.work_dir / "runner.py")
+        # The timed calls are spread over several fresh solution processes: on a shared machine
+        # a process's memory placement makes all its calls fast or all slow together, and the
+        # fastest call is what counts.
+        times_ms: list[float] = []
+        for i in range(processes):
+            share = repeats // processes + (1 if i < repeats % processes else 0)
+            result = self._run_process(ctx, params, rng, share, deadline)
+            if isinstance(result, ScoreResult):
+                return result
+            times_ms += result
+        # The fastest timed call: timing noise on a shared machine only ever adds time.
+        best = min(times_ms)
+        return ScoreResult(
+            raw=math.log(best),
+            valid=True,
+            message=(
+                f"correct; fastest of {repeats} timed calls in {processes} process(es) "
+                f"{best:.3f} ms (median {statistics.median(times_ms):.3f} ms)"
+            ),
+            details={"times_ms": times_ms, "length": n, "device": str(params["device"])},
+        )
+
+    def _run_process(
+        self,
+        ctx: ScoreContext,
+        params: dict[str, Any],
+        rng: np.random.Generator,
+        repeats: int,
+        deadline: float,
+    ) -> list[float] | ScoreResult:
+        """One fresh solution process: checks, warm-ups and ``repeats`` timed calls."""
+        n = int(params["length"])
+        device = str(params["device"])
+        warmups = int(params["warmup_calls"])
         # On tmpfs where possible: file-backed pages written back to disk would fault again on
         # the next write and add noise to the timings.
         shm = Path("/dev/shm")
@@ -191,17 +232,7 @@ class OptimizeKernelTask(Task):
             io.close()
             _stop(proc)
             shutil.rmtree(io_dir, ignore_errors=True)
-        # The fastest timed call: timing noise on a shared machine only ever adds time.
-        best = min(times_ms)
-        return ScoreResult(
-            raw=math.log(best),
-            valid=True,
-            message=(
-                f"correct; fastest of {repeats} timed calls {best:.3f} ms "
-                f"(median {statistics.median(times_ms):.3f} ms)"
-            ),
-            details={"times_ms": times_ms, "length": n, "device": device},
-        )
+        return times_ms
 
     def _drive(
         self,
@@ -221,7 +252,16 @@ class OptimizeKernelTask(Task):
                 + bytes(payload).decode(errors="replace")
             )
 
+        cpus = sorted(os.sched_getaffinity(0))
+        calls = [0]
+
         def call(x: np.ndarray) -> float:
+            if device == "cpu" and len(x) == n:
+                # Pin the solution's processes to one CPU per call, rotating over the CPUs:
+                # on a shared machine one CPU is often busier (host, interrupts), and the
+                # fastest call, the one that counts, then comes from the quietest CPU.
+                io.pin(cpus[calls[0] % len(cpus)])
+                calls[0] += 1
             # The clock starts before the input exists where the solution can see it and stops
             # when the runner says the output is written; the runner's whole sandbox is then
             # frozen (SIGSTOP) before the output is read, so nothing can be finished late.
