@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -133,8 +134,14 @@ def env_step_times(sandbox: str, repeats: int) -> tuple[list[float], list[float]
     return steps, resets, statistics.median(copies)
 
 
-def run_benchmarks(sandboxes: list[str] | None = None, repeats: int = 200) -> dict[str, Any]:
-    """Run every benchmark; returns numbers and a text table."""
+def run_benchmarks(
+    sandboxes: list[str] | None = None, repeats: int = 200, extended: bool = True
+) -> dict[str, Any]:
+    """Run every benchmark; returns numbers and a text table.
+
+    ``extended`` adds vector throughput, driver memory with 8 envs and score-call times (these
+    take a few minutes: mini assets are prepared where missing).
+    """
     if sandboxes is None:
         sandboxes = ["local"] + (["bwrap"] if shutil.which("bwrap") else [])
         sandboxes += ["docker"] if docker_available() else []
@@ -190,5 +197,125 @@ def run_benchmarks(sandboxes: list[str] | None = None, repeats: int = 200) -> di
             f"env.step('true') p50 {entry['step_p50_ms']:.3f} ms "
             f"({entry['docker_exec_vs_step']:.0f}x faster than one docker exec per command)",
         ]
+    if extended:
+        sandbox = "bwrap" if "bwrap" in sandboxes else sandboxes[0]
+        report["extended"], more = run_extended(sandbox)
+        lines += more
     report["text"] = "\n".join(lines)
     return report
+
+
+def vector_throughput(
+    sandbox: str, num_envs: int = 4, sleep_s: float = 0.5, steps: int = 3
+) -> dict[str, float]:
+    """Steps per second of a sleep-bound command: async vector env of ``num_envs`` vs one env."""
+    import rebench_gym  # noqa: F401
+
+    command = f"sleep {sleep_s}"
+    kwargs: dict[str, Any] = {"scale": "mini", "sandbox": sandbox, "anchors": (1.0, 0.0)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        single = gym.make("RE-Bench/OptimizeKernel-v0", **kwargs)
+        try:
+            single.reset()
+            start = time.perf_counter()
+            for _ in range(steps):
+                single.step(command)
+            one = steps / (time.perf_counter() - start)
+        finally:
+            single.close()
+        envs = gym.make_vec(
+            "RE-Bench/OptimizeKernel-v0", num_envs=num_envs, vectorization_mode="async", **kwargs
+        )
+        try:
+            envs.reset()
+            start = time.perf_counter()
+            for _ in range(steps):
+                envs.step((command,) * num_envs)
+            many = steps * num_envs / (time.perf_counter() - start)
+        finally:
+            envs.close()
+    return {
+        "one_env_steps_per_s": one,
+        "vector_steps_per_s": many,
+        "ratio": many / one,
+        "num_envs": num_envs,
+    }
+
+
+def driver_memory(sandbox: str, num_envs: int = 8) -> dict[str, float]:
+    """Resident memory of this (driving) process before and with ``num_envs`` envs reset."""
+    import rebench_gym  # noqa: F401
+
+    def rss_mib() -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    before = rss_mib()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        envs = [
+            gym.make(
+                "RE-Bench/OptimizeKernel-v0", scale="mini", sandbox=sandbox, anchors=(1.0, 0.0)
+            )
+            for _ in range(num_envs)
+        ]
+        try:
+            for env in envs:
+                env.reset()
+                env.step("head -c 10000000 /dev/zero | tr '\\0' x")  # 10 MB of output each
+            during = rss_mib()
+        finally:
+            for env in envs:
+                env.close()
+    return {
+        "rss_before_mib": before,
+        "rss_with_envs_mib": during,
+        "num_envs": num_envs,
+        "target_mib": 1024.0,
+    }
+
+
+def score_call_times(sandbox: str) -> dict[str, float]:
+    """Seconds of one score call of the starting solution, per built task at mini scale."""
+    import rebench_gym
+    from rebench_gym.tasks import is_built
+
+    out: dict[str, float] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for env_id, task in rebench_gym.ENV_IDS.items():
+            if not is_built(task):
+                continue
+            env = gym.make(env_id, scale="mini", sandbox=sandbox, anchors=(1.0, 0.0))
+            try:
+                env.reset()  # prepares assets if needed (not timed)
+                start = time.perf_counter()
+                env.step("score")
+                out[env_id] = time.perf_counter() - start
+            finally:
+                env.close()
+    return out
+
+
+def run_extended(sandbox: str) -> tuple[dict[str, Any], list[str]]:
+    """Vector throughput, driver memory and score-call times, as data and table lines."""
+    vec = vector_throughput(sandbox)
+    mem = driver_memory(sandbox)
+    scores = score_call_times(sandbox)
+    lines = [
+        "",
+        f"vector throughput ({sandbox}, `sleep 0.5` on {vec['num_envs']} async envs): "
+        f"{vec['vector_steps_per_s']:.2f} steps/s vs {vec['one_env_steps_per_s']:.2f} for one "
+        f"env = {vec['ratio']:.1f}x (target >= 3x)",
+        f"driver memory with {mem['num_envs']} envs ({sandbox}, each printed 10 MB): "
+        f"{mem['rss_with_envs_mib']:.0f} MiB resident (before: {mem['rss_before_mib']:.0f} MiB; "
+        "target < 1024 MiB)",
+        "",
+        "| task (mini) | score call s | target |",
+        "|---|---|---|",
+        *[f"| {k} | {v:.1f} | < 60 |" for k, v in scores.items()],
+    ]
+    return {"vector": vec, "memory": mem, "score_call_s": scores}, lines

@@ -229,7 +229,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """Run the performance benchmarks (step overhead against a raw shell round trip)."""
     from rebench_gym.bench import run_benchmarks
 
-    report = run_benchmarks(sandboxes=args.sandbox or None, repeats=args.repeats)
+    report = run_benchmarks(
+        sandboxes=args.sandbox or None, repeats=args.repeats, extended=not args.quick
+    )
     _emit(report, args.json, report["text"])
     return 0
 
@@ -432,6 +434,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="sandbox to measure (repeatable; default: all available)",
     )
     p.add_argument("--repeats", type=_positive_int, default=200, help="timed steps per case")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="only step overhead and reset (skip vector, memory and score-call benchmarks)",
+    )
 
     image = sub.add_parser("image", help="Docker images of the tasks").add_subparsers(
         dest="image_command", required=True, metavar="IMAGE_COMMAND"

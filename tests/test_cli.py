@@ -93,7 +93,7 @@ def test_console_script_runs_a_real_episode() -> None:
 def test_bench_reports_ratios_against_raw_shell() -> None:
     from rebench_gym.bench import run_benchmarks
 
-    report = run_benchmarks(sandboxes=["local"], repeats=20)
+    report = run_benchmarks(sandboxes=["local"], repeats=20, extended=False)
     entry = report["sandboxes"]["local"]
     assert report["raw_bash_roundtrip_p50_ms"] > 0
     assert entry["ratio_vs_raw"] > 0 and "overhead_p50_ms" in entry
