@@ -39,6 +39,7 @@ from typing import Any, Literal
 import gymnasium as gym
 
 from rebench_gym.errors import UsageError
+from rebench_gym.sandbox import procs
 
 SCHEMA_VERSION = 1
 EpisodeStatus = Literal["running", "finished", "failed"]
@@ -255,16 +256,6 @@ def _finite_or_none(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class RunStore:
     """The SQLite run store (WAL mode, short transactions, safe across processes).
 
@@ -404,7 +395,7 @@ class RunStore:
                 "WHERE run_id = ? AND status = 'running'",
                 (run_id,),
             ).fetchall():
-                alive = r["host"] == host and _pid_alive(int(r["pid"]))
+                alive = r["host"] == host and procs.pid_alive(int(r["pid"]))
                 if alive and int(r["pid"]) != os.getpid():
                     busy.add(int(r["episode_index"]))
                 else:

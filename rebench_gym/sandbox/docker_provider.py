@@ -157,22 +157,12 @@ def cleanup_containers(*, session: str | None = None, all_sessions: bool = False
     removed: list[str] = []
     for c in client.containers.list(all=True, filters={"label": label}):
         owner = str(c.labels.get(f"{LABEL}.pid", ""))
-        if not (all_sessions or session) and owner.isdigit() and _alive(int(owner)):
+        if not (all_sessions or session) and owner.isdigit() and procs.pid_alive(int(owner)):
             continue
         with contextlib.suppress(Exception):
             c.remove(force=True)
             removed.append(str(c.name))
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _docker_cli() -> str:

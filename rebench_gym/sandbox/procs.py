@@ -67,6 +67,17 @@ def kill_tree(pid: int, *, include_root: bool = True) -> None:
         kill_pids([pid])
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (it may belong to another user)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def comm(pid: int) -> str:
     """The short command name of ``pid`` ("" if gone)."""
     try:
