@@ -130,6 +130,7 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         self._root: Path | None = None
         self._log: ScoreLog | None = None
         self._anchors: Anchors | None = None
+        self._cache = Path()  # the asset cache, resolved at reset
         self._paid = 0.0
         self._dirty = True
         self._done = False
@@ -174,7 +175,7 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         super().reset(seed=seed)
         task = self.task
         task.check_hardware(self.scale)
-        cache = cache_root(self.cache_dir)
+        cache = self._cache = cache_root(self.cache_dir)
         task.prepare_assets(self.scale, cache, progress=_say)
         self._anchors = self._resolve_anchors(cache)
         if self._root is None:
@@ -283,7 +284,7 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
                     timeout_s=timeout,
                     seed=secrets.randbits(63),
                     work_dir=scratch,
-                    cache=cache_root(self.cache_dir),
+                    cache=self._cache,
                 )
                 try:
                     result = self.task.score(ctx)

@@ -189,13 +189,7 @@ class Task(abc.ABC):
         a = self.spec.scale(scale).anchors
         if isinstance(a, dict):
             return Anchors(float(a["start"]), float(a["reference"]), str(a.get("source", "paper")))
-        if scale == "mini" and isinstance(self.spec.scale("full").anchors, dict):
-            return None
         return None
-
-    @property
-    def needs_calibration(self) -> dict[str, bool]:
-        return {s: spec.anchors == "calibrate" for s, spec in self.spec.scales.items()}
 
     @abc.abstractmethod
     def score(self, ctx: ScoreContext) -> ScoreResult:

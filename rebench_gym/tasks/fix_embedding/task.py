@@ -126,9 +126,6 @@ class FixEmbeddingTask(Task):
                 meta["large_config"] = model.config.to_dict()
         (out / "meta.json").write_text(json.dumps(meta, indent=2))
 
-    def hidden_paths(self, scale: Scale, cache: Path) -> list[Path]:
-        return [cache]
-
     def max_solution_bytes(self, scale: Scale) -> int:
         return 20 * 1024**3 if scale == "full" else 200 * 1024**2
 
