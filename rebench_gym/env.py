@@ -24,6 +24,7 @@ from rebench_gym.sandbox.output import truncate_middle
 from rebench_gym.scoring import Anchors, ScoreLog, ScoreResult
 from rebench_gym.spaces import UnicodeText
 from rebench_gym.tasks import SCALES, Scale, ScoreContext, Task, get_task
+from rebench_gym.tasks.base import EpisodeService
 
 MAX_FILE_BYTES = 10_000_000
 
@@ -77,6 +78,8 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
     * ``sandbox_options``: provider options; docker: ``image``, ``network`` (default False),
       ``gpus`` (count, ``"all"`` or device ids), ``cpus``, ``memory_gb`` (default: the task's
       hardware).
+    * ``task_options``: task-specific settings (e.g. the LLM endpoint of RustCodecontests or
+      the judge of FinetuneGPT2QA); each task's README section lists its keys.
 
     ## Version History
     * v0: initial release.
@@ -97,6 +100,7 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         anchors: tuple[float, float] | None = None,
         render_mode: str | None = None,
         sandbox_options: dict[str, Any] | None = None,
+        task_options: dict[str, Any] | None = None,
     ) -> None:
         if scale not in SCALES:
             raise UsageError(f"scale must be one of {SCALES}, not {scale!r}")
@@ -116,6 +120,7 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         self.cache_dir = cache_dir
         self.anchor_override = anchors
         self.sandbox_options = dict(sandbox_options or {})
+        self.task_options = dict(task_options or {})
         self.render_mode = render_mode
         limit = self.max_output_chars + 1000
         self.observation_space: gym.spaces.Dict = gym.spaces.Dict(  # type: ignore[assignment]
@@ -131,6 +136,7 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         self._log: ScoreLog | None = None
         self._anchors: Anchors | None = None
         self._cache = Path()  # the asset cache, resolved at reset
+        self._services: list[EpisodeService] = []
         self._paid = 0.0
         self._dirty = True
         self._done = False
@@ -190,7 +196,9 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
                 shutil.rmtree(child, ignore_errors=True)
             else:
                 child.unlink(missing_ok=True)
+        self._stop_services()
         task.populate_workspace(workspace, self.scale, cache)
+        self._services = task.start_services(self.scale, cache, workspace, self.task_options)
         if self._sandbox is None:
             self._sandbox = make_sandbox(
                 self.sandbox_name,
@@ -256,6 +264,7 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         if self._closed:
             return
         self._closed = True
+        self._stop_services()
         if self._sandbox is not None:
             self._sandbox.close()
             self._sandbox = None
@@ -285,6 +294,7 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
                     seed=secrets.randbits(63),
                     work_dir=scratch,
                     cache=self._cache,
+                    options=self.task_options,
                 )
                 try:
                     result = self.task.score(ctx)
@@ -431,11 +441,17 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
     def _tree(self) -> str:
         return workspace_tree(self.workspace)
 
+    def _stop_services(self) -> None:
+        services, self._services = self._services, []
+        for service in services:
+            service.close()
+
     def _info(self) -> dict[str, Any]:
         log = self.score_log
         hidden = self.score_hidden
         anchors = self._anchors.to_dict() if self._anchors else None
-        return {
+        info: dict[str, Any] = {service.name: service.info() for service in self._services}
+        return info | {
             "task": self.task.spec.env_id,
             "scale": self.scale,
             "sandbox": self.sandbox_name,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything rebench_gym needs on a fresh Debian/Ubuntu machine (idempotent):
 # bubblewrap (the isolating sandbox), the CPU build of PyTorch, and the package with its
-# development and kernel extras.
+# development extras and every optional integration (kernel, docker, ray, llm, sb3, plot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,5 +19,5 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
   echo "[setup] installing torch==2.13.0 (CPU build)" >&2
   "$PY" -m pip install -q torch==2.13.0
 fi
-echo "[setup] installing rebench-gym[dev,kernel]" >&2
-"$PY" -m pip install -q -e ".[dev,kernel]"
+echo "[setup] installing rebench-gym[all,dev]" >&2
+"$PY" -m pip install -q -e ".[all,dev]"

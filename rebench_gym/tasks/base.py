@@ -14,7 +14,7 @@ import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import yaml
 
@@ -89,6 +89,7 @@ class ScoreContext:
         seed: fresh entropy for this call's random inputs.
         work_dir: a private host scratch directory, removed after the call.
         cache: the asset cache (hidden assets live under it).
+        options: the env's ``task_options`` (e.g. an LLM endpoint for the scored run).
     """
 
     solution: Path
@@ -98,6 +99,27 @@ class ScoreContext:
     seed: int
     work_dir: Path
     cache: Path
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class EpisodeService(Protocol):
+    """A helper a task runs beside the sandbox for one episode (an LLM proxy, a judge).
+
+    The env starts services at ``reset`` (after the workspace is populated), closes them at the
+    next ``reset`` and at ``close``, and puts each service's :meth:`info` under
+    ``info[service.name]`` on every step.
+    """
+
+    #: key of this service's state in the env's ``info``
+    name: str
+
+    def info(self) -> dict[str, Any]:
+        """The service's machine-readable state (usage, budget left); JSON-serializable."""
+        ...
+
+    def close(self) -> None:
+        """Stop the service; idempotent."""
+        ...
 
 
 class Task(abc.ABC):
@@ -175,6 +197,21 @@ class Task(abc.ABC):
         self, scale: Scale, cache: Path, progress: ProgressFn | None = None
     ) -> None:
         """Build the task's hidden assets into the cache (default: nothing to build)."""
+
+    def start_services(
+        self, scale: Scale, cache: Path, workspace: Path, options: dict[str, Any]
+    ) -> list[EpisodeService]:
+        """Start the episode's helper services (default: none).
+
+        Args:
+            scale: the episode's scale.
+            cache: the asset cache.
+            workspace: the host directory of the freshly populated workspace; a service the
+                agent may use puts its endpoint here (e.g. a Unix socket), the only place every
+                sandbox provider shares with the agent.
+            options: the env's ``task_options`` (e.g. an LLM endpoint's base URL and model).
+        """
+        return []
 
     def max_solution_bytes(self, scale: Scale) -> int:
         """The largest ``solution/`` a score call copies (bigger ones are invalid)."""
