@@ -1,0 +1,1 @@
+"""Restricted Architecture MLM (RE-Bench ai_rd_restricted_mlm)."""

@@ -1,0 +1,233 @@
+"""Runs inside the sandbox, in a fresh interpreter: captures the agent's forward pass as a graph.
+
+This file is copied next to a read-only copy of ``solution/`` for every score call. It imports
+``solution/model.py``, calls ``get_trained_model()`` and traces the model's forward pass with
+``torch.export`` on *fake* tensors (shapes only: the held-out data never enters the sandbox),
+while a torch-function mode refuses to turn tensor values into Python or numpy values. It writes
+
+* ``$RB_OUT_DIR/graph.json``: ``{"format": 1, "inputs": [...], "nodes": [...], "output": NAME}``:
+  every placeholder (``kind`` parameter/buffer/constant/tokens, state ``key``, ``shape``,
+  ``dtype``) and every operator call (``name``, ``op`` such as ``"aten.linear.default"`` or
+  ``"getitem"``, ``args``/``kwargs`` as JSON where a node is ``{"ref": NAME}``, a dtype
+  ``{"dtype": "float32"}``, a device ``{"device": ...}``, a layout ``{"layout": ...}``, a memory
+  format ``{"memory_format": ...}``, a non-finite float ``{"float": "inf"}``, and ``where``:
+  the agent's source line);
+* ``$RB_OUT_DIR/weights.pt``: ``{key: tensor}`` for every parameter, buffer and constant;
+* or ``$RB_OUT_DIR/error.json``: ``{"error": TEXT}``.
+
+Nothing here is trusted: once the solution is imported it may change anything in this process.
+The scorer outside only reads the files, checks every operator of the graph against its
+allowlist and runs the graph itself (``rebench_gym.lm.op_guard``).
+"""
+
+import json
+import math
+import os
+import re
+import sys
+import traceback
+
+import torch
+from torch import fx
+
+FORMAT_VERSION = 1
+
+#: Tensor methods that move values out of torch (into Python numbers or numpy)
+LEAKS = {
+    "numpy": "Tensor.numpy() (numpy inside forward)",
+    "__array__": "numpy on a tensor (np.asarray / np.* on a tensor)",
+    "__array_wrap__": "numpy on a tensor",
+    "item": "Tensor.item() (a Python number from a tensor)",
+    "tolist": "Tensor.tolist() (Python numbers from a tensor)",
+    "__float__": "float(tensor) (a Python number from a tensor)",
+    "__int__": "int(tensor) (a Python number from a tensor)",
+    "__bool__": "bool(tensor) or `if tensor` (a comparison on tensor values)",
+    "__index__": "a tensor used as a Python index",
+    "__complex__": "complex(tensor)",
+}
+
+
+class RuleViolation(Exception):
+    pass
+
+
+def make_guard():
+    from torch.overrides import TorchFunctionMode
+
+    blocked = {getattr(torch.Tensor, name): what for name, what in LEAKS.items()}
+
+    class LeakGuard(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            what = blocked.get(func)
+            if what is not None:
+                raise RuleViolation(f"the forward pass uses {what}, which is not allowed")
+            return func(*args, **(kwargs or {}))
+
+    return LeakGuard
+
+
+def encode(value):
+    if isinstance(value, fx.Node):
+        return {"ref": value.name}
+    if isinstance(value, (list, tuple)):
+        return [encode(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {"float": repr(value)}
+    if isinstance(value, torch.dtype):
+        return {"dtype": str(value).replace("torch.", "")}
+    if isinstance(value, torch.device):
+        return {"device": str(value)}
+    if isinstance(value, torch.layout):
+        return {"layout": str(value).replace("torch.", "")}
+    if isinstance(value, torch.memory_format):
+        return {"memory_format": str(value).replace("torch.", "")}
+    raise RuleViolation(f"the graph has an argument of unsupported type {type(value).__name__}")
+
+
+def where(node, solution_dir):
+    trace = node.meta.get("stack_trace") or ""
+    frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)\n\s*(.*)', trace)
+    mine = [f for f in frames if f[0].startswith(solution_dir)] or frames
+    if not mine:
+        return ""
+    path, line, func, code = mine[-1]
+    return f"{os.path.basename(path)}:{line} in {func}: {code.strip()[:120]}"
+
+
+def capture(model, batch, seq, solution_dir):
+    from torch.export.graph_signature import InputKind, OutputKind
+
+    guard = make_guard()
+
+    class Guarded(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, tokens):
+            with guard():
+                return self.inner(tokens)
+
+    example = torch.zeros(batch, seq, dtype=torch.long)
+    program = torch.export.export(Guarded(model), (example,), strict=False)
+    program = program.run_decompositions({})
+    signature = program.graph_signature
+    kinds = {
+        InputKind.PARAMETER: "parameter",
+        InputKind.BUFFER: "buffer",
+        InputKind.CONSTANT_TENSOR: "constant",
+        InputKind.USER_INPUT: "tokens",
+    }
+    inputs, weights = [], {}
+    placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    for spec in signature.input_specs:
+        kind = kinds.get(spec.kind)
+        if kind is None:
+            raise RuleViolation(f"the model has an unsupported input of kind {spec.kind}")
+        name = spec.arg.name
+        val = placeholders[name].meta.get("val")
+        if not isinstance(val, torch.Tensor):
+            raise RuleViolation("the forward pass must take one tensor of token ids")
+        key = spec.target or ""
+        if kind != "tokens":
+            source = program.state_dict if key in program.state_dict else program.constants
+            weights[key] = source[key].detach().to("cpu").contiguous().clone()
+        inputs.append(
+            {
+                "name": name,
+                "kind": kind,
+                "key": key,
+                "shape": list(val.shape),
+                "dtype": str(val.dtype).replace("torch.", ""),
+            }
+        )
+    outputs = signature.output_specs
+    mutated = [o.target for o in outputs if o.kind != OutputKind.USER_OUTPUT]
+    if mutated:
+        raise RuleViolation(
+            f"the forward pass changes the model's state ({', '.join(map(str, mutated[:3]))}); "
+            "it must be a pure function of the token ids"
+        )
+    if len(outputs) != 1:
+        raise RuleViolation(f"forward must return one tensor (the logits), not {len(outputs)}")
+    nodes = []
+    for node in program.graph.nodes:
+        if node.op == "call_function":
+            op = "getitem" if node.target.__name__ == "getitem" else str(node.target)
+            nodes.append(
+                {
+                    "name": node.name,
+                    "op": op,
+                    "args": encode(list(node.args)),
+                    "kwargs": {k: encode(v) for k, v in node.kwargs.items()},
+                    "where": where(node, solution_dir),
+                }
+            )
+        elif node.op not in ("placeholder", "output"):
+            raise RuleViolation(f"the graph has an unsupported node {node.op} {node.target}")
+    graph = {
+        "format": FORMAT_VERSION,
+        "inputs": inputs,
+        "nodes": nodes,
+        "output": outputs[0].arg.name,
+    }
+    return graph, weights
+
+
+def main():
+    solution_dir = os.environ["RB_SOLUTION_DIR"]
+    out_dir = os.environ["RB_OUT_DIR"]
+    batch, seq = int(os.environ["RB_BATCH"]), int(os.environ["RB_SEQ"])
+    sys.path.insert(0, solution_dir)
+    try:
+        torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+        import model as solution_model
+
+        if not hasattr(solution_model, "get_trained_model"):
+            raise RuleViolation("solution/model.py has no get_trained_model()")
+        model = solution_model.get_trained_model()
+        if not isinstance(model, torch.nn.Module):
+            raise RuleViolation(
+                f"get_trained_model() returned {type(model).__name__}, not a torch.nn.Module"
+            )
+        model = model.to("cpu").eval()
+        graph, weights = capture(model, batch, seq, solution_dir)
+        torch.save(weights, os.path.join(out_dir, "weights.pt"))
+        with open(os.path.join(out_dir, "graph.json"), "w") as fh:
+            json.dump(graph, fh)
+    except RuleViolation as e:
+        _error(out_dir, f"rule violation: {e}")
+    except BaseException as e:
+        violation = _find_violation(e)
+        if violation is not None:
+            _error(out_dir, f"rule violation: {violation}")
+        else:
+            _error(out_dir, "could not capture the model's forward pass:\n" + _tail())
+
+
+def _find_violation(exc):
+    """A RuleViolation raised inside torch.export comes back wrapped; find it."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, RuleViolation):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    text = traceback.format_exc()
+    match = re.search(r"RuleViolation: (.*)", text)
+    return match.group(1) if match else None
+
+
+def _tail():
+    return traceback.format_exc()[-3000:]
+
+
+def _error(out_dir, text):
+    with open(os.path.join(out_dir, "error.json"), "w") as fh:
+        json.dump({"error": text[-4000:]}, fh)
+
+
+if __name__ == "__main__":
+    main()
