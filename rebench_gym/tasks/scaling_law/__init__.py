@@ -1,0 +1,1 @@
+"""Scaling Law Experiment: predict the compute-optimal width, run length and loss of a budget."""

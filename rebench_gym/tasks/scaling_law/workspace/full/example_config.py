@@ -1,0 +1,39 @@
+# Configuration of the task's GPT variant (full scale: OpenWebText, 6 H100 GPUs).
+# Change only n_embd and max_iters (and seed/out if you like); everything else is fixed.
+# Usage: torchrun --standalone --nproc_per_node=6 train.py example_config.py --n_embd=256 ...
+
+# data: data/train.bin and data/val.bin (uint16 GPT-2 token ids, nanoGPT's prepare.py output)
+data_dir = "data"
+vocab_size = 50304  # GPT-2's 50257 padded to a multiple of 64
+
+# model
+n_layer = 4
+n_head = 2
+n_embd = 1000
+block_size = 1024
+
+# training (batch_size is the global batch, split across the processes)
+batch_size = 60
+max_iters = 20000
+learning_rate = 6e-4
+min_lr_ratio = 0.1
+warmup_frac = 0.05
+weight_decay = 0.1
+beta1 = 0.9
+beta2 = 0.95
+grad_clip = 1.0
+seed = 1
+
+# evaluation at the end of the run
+eval_batches = 200
+eval_batch_size = 60
+
+# system
+device = "cuda"
+threads = 0
+compile = True
+log_interval = 100
+out = ""  # a path to write the run's summary as JSON
+
+# experiment budget: runs above this many FLOPs refuse to start
+flop_cap = 1e16
