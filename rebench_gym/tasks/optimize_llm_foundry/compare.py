@@ -1,0 +1,173 @@
+"""Trusted comparison of two model directories, run as a separate process by the scorer.
+
+    python -m rebench_gym.tasks.optimize_llm_foundry.compare SPEC_JSON
+
+SPEC_JSON has ``candidate`` and ``reference`` (model directories) and ``max_bytes`` (the most
+the candidate's weight files may hold). Weights are read only from safe formats: a
+``model.safetensors`` file (parsed here, no code runs) or a ``pytorch_model.bin`` state dict
+loaded with ``weights_only=True``, either possibly sharded with an ``*.index.json``. Both models
+must have the same parameter names and shapes. Prints one JSON line: ``{"l1": float,
+"parameters": int}`` (the total L1 norm of the weight difference, summed in float64) or
+``{"error": str}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import stat
+import struct
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+SAFETENSORS_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+class ModelFormatError(ValueError):
+    """The model directory is not a plain directory of weights in a supported format."""
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """Parse a ``.safetensors`` file: an 8-byte header size, a JSON header, raw tensor bytes."""
+    data = path.read_bytes()
+    if len(data) < 8:
+        raise ModelFormatError(f"{path.name} is too short to be a safetensors file")
+    (size,) = struct.unpack("<Q", data[:8])
+    if size > len(data) - 8:
+        raise ModelFormatError(f"{path.name} has a header larger than the file")
+    header = json.loads(data[8 : 8 + size])
+    body = memoryview(data)[8 + size :]
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = SAFETENSORS_DTYPES.get(info.get("dtype"))
+        if dtype is None:
+            raise ModelFormatError(f"{path.name}: {name} has unsupported dtype {info.get('dtype')}")
+        start, end = (int(x) for x in info["data_offsets"])
+        if not 0 <= start <= end <= len(body):
+            raise ModelFormatError(f"{path.name}: {name} lies outside the file")
+        shape = [int(d) for d in info["shape"]]
+        flat = torch.frombuffer(bytearray(body[start:end]), dtype=dtype) if end > start else None
+        numel = 1
+        for d in shape:
+            numel *= d
+        if (flat.numel() if flat is not None else 0) != numel:
+            raise ModelFormatError(f"{path.name}: {name} has {end - start} bytes for {shape}")
+        tensors[name] = flat.reshape(shape) if flat is not None else torch.empty(shape, dtype=dtype)
+    return tensors
+
+
+def read_torch(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict saved with ``torch.save``, loaded without running any code."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ModelFormatError(f"{path.name} holds more than tensors: {str(e)[:300]}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelFormatError(f"{path.name} is not a state dict of tensors")
+    return state
+
+
+def check_plain_directory(directory: Path, max_bytes: int) -> None:
+    """Reject a symlinked directory, symlinks or special files inside it, or too many bytes."""
+    info = os.lstat(directory)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise ModelFormatError("trained_model must be a real directory (not a symlink or a file)")
+    total = 0
+    for root, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            st = os.lstat(Path(root) / name)
+            if stat.S_ISLNK(st.st_mode):
+                raise ModelFormatError(f"trained_model holds a symlink: {name}")
+            if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+                raise ModelFormatError(f"trained_model holds a special file: {name}")
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+    if total > max_bytes:
+        raise ModelFormatError(f"trained_model holds {total} bytes; at most {max_bytes} allowed")
+
+
+def load_weights(directory: Path) -> dict[str, torch.Tensor]:
+    """Every weight of a model directory (single file or shards listed by an index)."""
+    for name in WEIGHT_FILES:
+        reader = read_safetensors if name.endswith(".safetensors") else read_torch
+        index = directory / f"{name}.index.json"
+        if index.is_file():
+            weight_map = json.loads(index.read_text())["weight_map"]
+            tensors: dict[str, torch.Tensor] = {}
+            for shard in sorted(set(weight_map.values())):
+                if "/" in shard or "\\" in shard or shard.startswith("."):
+                    raise ModelFormatError(f"bad shard name {shard!r} in {index.name}")
+                tensors.update(reader(directory / shard))
+            return tensors
+        if (directory / name).is_file():
+            return reader(directory / name)
+    raise ModelFormatError(
+        f"no weights found: trained_model needs one of {', '.join(WEIGHT_FILES)} "
+        "(or sharded files with an index)"
+    )
+
+
+def l1_difference(candidate: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> float:
+    """Total L1 norm of the difference; the names and shapes must match exactly."""
+    missing = sorted(set(reference) - set(candidate))
+    extra = sorted(set(candidate) - set(reference))
+    if missing or extra:
+        raise ModelFormatError(
+            f"trained_model's parameters differ from the model's: missing {missing[:5]}, "
+            f"extra {extra[:5]}"
+        )
+    total = 0.0
+    for name, ref in reference.items():
+        got = candidate[name]
+        if tuple(got.shape) != tuple(ref.shape):
+            raise ModelFormatError(
+                f"{name} has shape {tuple(got.shape)}, expected {tuple(ref.shape)}"
+            )
+        diff = (got.to(torch.float64) - ref.to(torch.float64)).abs().sum().item()
+        total += float(diff)
+    return total
+
+
+def compare(spec: dict[str, Any]) -> dict[str, Any]:
+    """The comparison ``spec`` asks for, as the JSON-able result."""
+    candidate_dir = Path(spec["candidate"])
+    try:
+        check_plain_directory(candidate_dir, int(spec["max_bytes"]))
+        candidate = load_weights(candidate_dir)
+        reference = load_weights(Path(spec["reference"]))
+        total = l1_difference(candidate, reference)
+    except FileNotFoundError:
+        return {"error": "trained_model does not exist"}
+    except (ModelFormatError, ValueError, RuntimeError, KeyError, TypeError, OSError) as e:
+        return {"error": f"{type(e).__name__}: {e}"}
+    if total != total or total == float("inf"):
+        return {"error": "the weights hold NaN or infinite values"}
+    return {"l1": total, "parameters": sum(t.numel() for t in reference.values())}
+
+
+def main(argv: list[str]) -> int:
+    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    print(json.dumps(compare(json.loads(argv[0]))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
