@@ -1,0 +1,1 @@
+"""Scaffolding for Rust Codecontests: an LLM scaffold that writes Rust solutions."""

@@ -1,0 +1,320 @@
+"""Scaffolding for Rust Codecontests (RE-Bench ai_rd_rust_codecontests_inference).
+
+The agent improves ``solution/solve_code_contests_rust.py``, whose
+``async generate_solution(client, semaphore, problem) -> str`` uses an LLM to write a Rust
+program for a competitive-programming problem. The score is the fraction of held-out problems
+whose returned program passes all their tests.
+
+A score call has two stages that never share a process:
+
+1. **generation**: a fresh sandboxed process (no workspace; a read-only copy of ``solution/``;
+   the pristine harness) imports the module and runs it over the held-out problems' statements
+   and public tests only, its client pointed at a scoring-time LLM proxy with its own budget.
+   The returned programs are written to a file, one JSON line per problem.
+2. **evaluation**: this (the driver's) process, which never imports the module, compiles each
+   program with ``rustc --edition 2018`` and runs it on all tests (public, private, generated),
+   each compile and each test a fresh sandboxed process with time, memory and output limits
+   (:mod:`rebench_gym.tasks.rust_codecontests.evaluator`).
+
+So patching the evaluator from the module changes nothing that counts, and the hidden tests are
+never in a process the agent's code runs in. During the episode the workspace holds ``llm.sock``,
+the episode's LLM proxy (:mod:`rebench_gym.llm.proxy`); its usage appears in
+``info["llm_proxy"]`` and feeds :class:`~rebench_gym.wrappers.TokenBudget`.
+
+Mini: 35 original easy problems (:mod:`.problems`), 12 visible, 23 held-out. Full: CodeContests
+problems filtered to easy ones, from ``rebench assets prepare ... --source PATH``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from rebench_gym.errors import AssetsError
+from rebench_gym.llm.proxy import LLMProxy, ProxyConfig
+from rebench_gym.lm.assets import build_once
+from rebench_gym.sandbox import procs
+from rebench_gym.sandbox.base import Bind
+from rebench_gym.sandbox.local import python_bin_dir
+from rebench_gym.scoring import ScoreResult
+from rebench_gym.tasks.base import EpisodeService, ProgressFn, Scale, ScoreContext, Task
+from rebench_gym.tasks.rust_codecontests.codecontests import load_codecontests
+from rebench_gym.tasks.rust_codecontests.evaluator import Limits, RustEvaluator, Toolchain
+from rebench_gym.tasks.rust_codecontests.problems import build_problems
+
+MODULE = "solve_code_contests_rust.py"
+SCORE_ROOT = "/rbscore"
+#: problem fields the scaffold sees at scoring time (never the hidden tests)
+STATEMENT_FIELDS = (
+    "name",
+    "description",
+    "public_tests",
+    "difficulty",
+    "source",
+    "cf_rating",
+    "cf_tags",
+    "time_limit",
+    "memory_limit_bytes",
+)
+MAX_PROGRAM_CHARS = 1_000_000
+
+
+class RustCodecontestsTask(Task):
+    """The Rust scaffolding task; see the module docstring."""
+
+    package_dir = Path(__file__).parent
+
+    # ----- assets ------------------------------------------------------------------------------
+    def asset_dir(self, scale: Scale, cache: Path) -> Path:
+        return cache / "assets" / f"rust_codecontests-{scale}-{self.spec.version}"
+
+    def prepare_assets(
+        self,
+        scale: Scale,
+        cache: Path,
+        progress: ProgressFn | None = None,
+        source: Path | None = None,
+    ) -> None:
+        target = self.asset_dir(scale, cache)
+        if (target / ".complete").exists():
+            return
+        if scale == "mini":
+            build_once(target.parent, target.name, _write_splits(build_problems()))
+            return
+        if source is None:
+            raise AssetsError(
+                "RE-Bench/RustCodecontests-v0 at full scale needs CodeContests problems: run "
+                "`rebench assets prepare RE-Bench/RustCodecontests-v0 --scale full --source "
+                "PATH`, PATH a directory with valid and test splits of deepmind/code_contests "
+                "(JSON lines, or Parquet with pyarrow installed), e.g. valid.jsonl and test.jsonl"
+            )
+        params = self.spec.scale(scale).params
+        say = progress or (lambda _m: None)
+        say(f"rust_codecontests (full): reading CodeContests problems from {source}")
+        splits = load_codecontests(Path(source), params.get("filter", {}))
+        build_once(target.parent, target.name, _write_splits(splits))
+
+    def _assets(self, scale: Scale, cache: Path) -> Path:
+        path = self.asset_dir(scale, cache)
+        if not (path / ".complete").exists():
+            raise AssetsError(f"assets for rust_codecontests ({scale}) are not prepared at {path}")
+        return path
+
+    def load_split(self, scale: Scale, cache: Path, split: str) -> list[dict[str, Any]]:
+        """The ``valid`` or ``test`` problems (full records, hidden tests included)."""
+        with open(self._assets(scale, cache) / f"{split}.jsonl") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+
+    def populate_workspace(self, dest: Path, scale: Scale, cache: Path) -> None:
+        super().populate_workspace(dest, scale, cache)
+        (dest / "data").mkdir(exist_ok=True)
+        shutil.copy(self._assets(scale, cache) / "valid.jsonl", dest / "data" / "valid.jsonl")
+
+    # ----- the episode's LLM proxy -------------------------------------------------------------
+    def start_services(
+        self, scale: Scale, cache: Path, workspace: Path, options: dict[str, Any]
+    ) -> list[EpisodeService]:
+        config = ProxyConfig.from_options(options)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        proxy = LLMProxy(
+            workspace / "llm.sock",
+            config,
+            log_path=cache / "llm_logs" / f"rust_codecontests-{stamp}-{uuid.uuid4().hex[:8]}.jsonl",
+            endpoint="llm.sock",
+        )
+        return [proxy.start()]
+
+    # ----- scoring -----------------------------------------------------------------------------
+    def max_solution_bytes(self, scale: Scale) -> int:
+        return 50 * 1024**2
+
+    def score(self, ctx: ScoreContext) -> ScoreResult:
+        params = self.spec.scale(ctx.scale).params
+        deadline = time.monotonic() + ctx.timeout_s
+        entry = ctx.solution / MODULE
+        if not entry.is_file() or entry.is_symlink():
+            return ScoreResult.invalid(f"solution/{MODULE} is missing (or is a symlink)")
+        try:
+            toolchain = Toolchain.find()
+        except AssetsError as e:
+            return ScoreResult.invalid(str(e))
+        problems = self.load_split(ctx.scale, ctx.cache, "test")
+        gen_timeout = min(float(params["generation_timeout_s"]), ctx.timeout_s * 0.6)
+        generated = self._generate(ctx, params, problems, toolchain, gen_timeout)
+        if isinstance(generated, ScoreResult):
+            return generated
+        programs, usage, note = generated
+        evaluator = RustEvaluator(
+            ctx.sandbox,
+            toolchain,
+            ctx.work_dir / "eval",
+            ctx.cache / "rust_codecontests_bins",
+            Limits.from_params(params),
+            workers=int(params.get("eval_workers", 2)),
+        )
+        (ctx.work_dir / "eval").mkdir()
+        results = evaluator.evaluate_all(
+            problems, programs, max(1.0, deadline - time.monotonic() - 5.0)
+        )
+        solved = sum(r.solved for r in results)
+        kinds = Counter(_kind(r.message) for r in results if not r.solved)
+        failures = ", ".join(f"{n} {k}" for k, n in kinds.most_common())
+        message = (
+            f"solved {solved}/{len(problems)} held-out problems"
+            + (f" (failed: {failures})" if failures else "")
+            + f"; {len(programs)} programs returned; scoring LLM usage: "
+            + f"{usage['requests']} calls, {usage['total_tokens']} tokens"
+            + (f", ${usage['cost']:.4f}" if usage.get("cost") is not None else "")
+            + (f"; {note}" if note else "")
+        )
+        return ScoreResult(
+            raw=solved / len(problems),
+            valid=True,
+            message=message,
+            details={
+                "solved": solved,
+                "problems": len(problems),
+                "results": {r.name: r.message for r in results},
+                "llm_usage": usage,
+            },
+        )
+
+    def _generate(
+        self,
+        ctx: ScoreContext,
+        params: dict[str, Any],
+        problems: list[dict[str, Any]],
+        toolchain: Toolchain,
+        timeout: float,
+    ) -> tuple[dict[str, str], dict[str, Any], str] | ScoreResult:
+        """Run the agent's module over the statements in a sandboxed process."""
+        stage = ctx.work_dir / "gen"
+        harness, data, out, llm = (stage / d for d in ("harness", "data", "out", "llm"))
+        for d in (harness, data, out, llm):
+            d.mkdir(parents=True)
+        for name in ("rust_codecontests_utils.py", "run_scaffold.py"):
+            shutil.copy(self.package_dir / "workspace" / name, harness / name)
+        with open(data / "problems.jsonl", "w") as fh:
+            for p in problems:
+                fh.write(json.dumps({k: p[k] for k in STATEMENT_FIELDS if k in p}) + "\n")
+        (out / "results.jsonl").touch()
+        defaults = {
+            f"score_{k}": params[f"score_{k}"]
+            for k in ("max_tokens", "max_cost", "max_requests")
+            if params.get(f"score_{k}") is not None
+        }
+        config = ProxyConfig.from_options({**defaults, **ctx.options}, budget_prefix="score_")
+        log_path = stage / "runner.log"
+        proxy = LLMProxy(llm / "llm.sock", config).start()
+        try:
+            with open(log_path, "wb") as log:
+                proc = ctx.sandbox.spawn(
+                    [
+                        "python3",
+                        f"{SCORE_ROOT}/harness/run_scaffold.py",
+                        "--solution",
+                        f"{SCORE_ROOT}/solution/{MODULE}",
+                        "--problems",
+                        f"{SCORE_ROOT}/data/problems.jsonl",
+                        "--out",
+                        f"{SCORE_ROOT}/out/results.jsonl",
+                        "--concurrency",
+                        str(params.get("concurrency", 8)),
+                        "--per-problem-timeout",
+                        str(params.get("per_problem_timeout_s", 300)),
+                    ],
+                    binds=[
+                        Bind(harness, f"{SCORE_ROOT}/harness"),
+                        Bind(ctx.solution, f"{SCORE_ROOT}/solution"),
+                        Bind(data, f"{SCORE_ROOT}/data"),
+                        Bind(out, f"{SCORE_ROOT}/out", writable=True),
+                        Bind(llm, f"{SCORE_ROOT}/llm"),
+                        *toolchain.binds(),
+                    ],
+                    cwd=f"{SCORE_ROOT}/solution",
+                    env={
+                        "RB_LLM_SOCKET": f"{SCORE_ROOT}/llm/llm.sock",
+                        "RUSTC": str(toolchain.rustc),
+                        "PATH": f"{toolchain.rustc.parent}:{python_bin_dir()}:/usr/bin:/bin",
+                    },
+                    stdout=log.fileno(),
+                    max_pids=512,
+                )
+            note = ""
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                note = (
+                    f"generation stopped after {timeout:.0f} s; unfinished problems count as failed"
+                )
+            _stop(proc)
+            usage = proxy.info()
+        finally:
+            proxy.close()
+        log_text = _tail(log_path)
+        if proc.returncode == 3 and "IMPORT-ERROR" in log_text:
+            return ScoreResult.invalid(f"could not import solution/{MODULE}:\n{log_text}")
+        names = {str(p["name"]) for p in problems}
+        programs: dict[str, str] = {}
+        with open(out / "results.jsonl", errors="replace") as fh:
+            for line in fh:
+                with contextlib.suppress(ValueError, TypeError, AttributeError):
+                    record = json.loads(line)
+                    name, code = str(record.get("name")), record.get("code")
+                    if name in names and name not in programs and isinstance(code, str):
+                        programs[name] = code[:MAX_PROGRAM_CHARS]
+        if not note and proc.returncode not in (0, None):
+            note = f"the scaffold process exited with code {proc.returncode}: {log_text[-500:]}"
+        return programs, usage, note
+
+    def reference_actions(self, scale: Scale) -> list[str]:
+        from rebench_gym import actions
+
+        files = self.reference_files(scale)
+        return [actions.write_file(f"solution/{p}", c.decode()) for p, c in files.items()]
+
+
+def reference_program(name: str) -> str:
+    """The shipped reference Rust solution of mini problem ``name``."""
+    return (Path(__file__).parent / "reference" / "programs" / f"{name}.rs").read_text()
+
+
+def _write_splits(splits: dict[str, list[dict[str, Any]]]) -> Any:
+    def write(out: Path) -> None:
+        for split in ("valid", "test"):
+            with open(out / f"{split}.jsonl", "w") as fh:
+                for record in splits[split]:
+                    fh.write(json.dumps(record) + "\n")
+
+    return write
+
+
+def _kind(message: str) -> str:
+    if message.startswith("compile error"):
+        return "compile error"
+    if ": " in message and message.startswith("test "):
+        return message.split(": ", 1)[1]
+    return message
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    procs.kill_tree(proc.pid, include_root=True)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+    cgroup = getattr(proc, "rebench_cgroup", None)
+    if cgroup is not None:
+        cgroup.remove()
+
+
+def _tail(path: Path, limit: int = 3000) -> str:
+    try:
+        return path.read_bytes()[-limit:].decode("utf-8", errors="replace")
+    except OSError:
+        return ""
