@@ -1,0 +1,73 @@
+"""Batched sampling from a causal language model (prompt ids in, completion ids out).
+
+This module imports nothing but torch, so tasks can also copy it into an agent's workspace
+(the scorer and the agent then sample with the same code). ``model(idx)`` must return logits
+of shape ``[batch, time, vocab]`` (or a tuple whose first item is that) and the model must
+have ``config.block_size``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+@torch.no_grad()
+def generate(
+    model: torch.nn.Module,
+    prompts: Sequence[Sequence[int]],
+    *,
+    max_new_tokens: int,
+    eot_id: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    generator: torch.Generator | None = None,
+    batch_size: int = 256,
+    device: str = "cpu",
+) -> list[list[int]]:
+    """Sample one completion per prompt; each stops before the first ``eot_id``.
+
+    Prompts of different lengths are left-padded with ``eot_id`` and attended to as ordinary
+    tokens (GPT-2 has no padding mask; an end-of-text token before the prompt reads as a document
+    boundary, which is what the model saw in pre-training). ``temperature=0`` decodes greedily.
+
+    Returns:
+        The completion token ids (without the prompt and the end-of-text token), in order.
+    """
+    model.eval()
+    block = int(model.config.block_size)  # type: ignore[union-attr,arg-type]
+    out: list[list[int]] = []
+    for start in range(0, len(prompts), batch_size):
+        chunk = [list(p) for p in prompts[start : start + batch_size]]
+        width = max(len(p) for p in chunk)
+        rows = [[eot_id] * (width - len(p)) + p for p in chunk]
+        idx = torch.tensor(rows, dtype=torch.long, device=device)
+        done = torch.zeros(len(chunk), dtype=torch.bool, device=device)
+        new: list[torch.Tensor] = []
+        for _ in range(max_new_tokens):
+            logits = model(idx[:, -block:])
+            if isinstance(logits, tuple):
+                logits = logits[0]
+            logits = logits[:, -1, :].float()
+            if temperature <= 0:
+                nxt = logits.argmax(dim=-1)
+            else:
+                logits = logits / temperature
+                if top_k is not None:
+                    kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
+                    logits = logits.masked_fill(logits < kth, float("-inf"))
+                probs = torch.softmax(logits, dim=-1)
+                nxt = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1)
+                nxt = nxt.to(device)
+            nxt = torch.where(done, torch.full_like(nxt, eot_id), nxt)
+            new.append(nxt)
+            done |= nxt == eot_id
+            idx = torch.cat([idx, nxt[:, None]], dim=1)
+            if bool(done.all()):
+                break
+        tokens = torch.stack(new, dim=1).tolist() if new else [[] for _ in chunk]
+        for row in tokens:
+            cut = row.index(eot_id) if eot_id in row else len(row)
+            out.append(row[:cut])
+    return out

@@ -1,0 +1,402 @@
+"""Finetune GPT-2 for QA (RE-Bench ai_rd_nanogpt_chat_rl): make a small pretrained model a good
+chatbot with only a judge's preferences, no ground-truth responses.
+
+The agent gets the student model (``solution/model.pt``), training instructions without
+responses, helpers to sample and finetune (``chat.py``), and ``evaluation.py``, a client of the
+judge service (:mod:`.service`) that answers pairwise preferences within a request budget.
+
+Score: the student's responses to hidden held-out instructions are sampled by a trusted process
+(:mod:`.generate_worker`, the checkpoint loaded with ``weights_only=True`` into the fixed
+architecture, decoding settings fixed by the task, a fresh seed per call) and compared by the
+judge with each of two reference models' precomputed responses, in both orders (ties count
+half); the raw score is the mean win rate over both references. Higher is better.
+
+Mini: a GPT pre-trained on the package corpus plus chat-format documents with responses of mixed
+quality; synthetic instructions about the corpus's world (:mod:`.instructions_mini`); the
+deterministic rule judge (:mod:`.rule_judge`); references: the base model sampled and a copy
+finetuned on full-sentence answers to a different instruction set. Full: a GPT-2 checkpoint
+(``task_options["student_model"]``), Alpaca-style instructions, the two reference models'
+outputs and an OpenAI-compatible judge endpoint (:mod:`.llm_judge`); see :mod:`.assets_full`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rebench_gym.errors import AssetsError, UsageError
+from rebench_gym.lm import bpe as lm_bpe
+from rebench_gym.lm import model as lm_model
+from rebench_gym.lm import sample as lm_sample
+from rebench_gym.lm import sft as lm_sft
+from rebench_gym.lm.assets import build_once
+from rebench_gym.lm.corpus import documents
+from rebench_gym.lm.data import read_tokens
+from rebench_gym.lm.model import GPT, GPTConfig, load_checkpoint, save_checkpoint
+from rebench_gym.lm.sample import generate
+from rebench_gym.lm.sft import finetune
+from rebench_gym.lm.tokenizer import WordTokenizer
+from rebench_gym.lm.train import train
+from rebench_gym.scoring import ScoreResult
+from rebench_gym.tasks.base import EpisodeService, ProgressFn, Scale, ScoreContext, Task
+from rebench_gym.tasks.finetune_gpt2_qa import instructions_mini as im
+from rebench_gym.tasks.finetune_gpt2_qa.rule_judge import RuleJudge
+from rebench_gym.tasks.finetune_gpt2_qa.service import SOCKET_NAME, JudgeService
+
+CHECKPOINT = "model.pt"
+STUDENT_MODELS = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
+
+
+class RuleBackend:
+    """The mini judge as a service backend (counts requests)."""
+
+    def __init__(self) -> None:
+        self.judge = RuleJudge()
+        self.requests = 0
+
+    def compare_many(self, items: list[tuple[str, str, str]]) -> list[str]:
+        self.requests += len(items)
+        return [self.judge.compare(*item) for item in items]
+
+    def usage(self) -> dict[str, int]:
+        return {"requests": self.requests}
+
+
+class FinetuneGPT2QATask(Task):
+    """The chatbot-finetuning task; see the module docstring."""
+
+    package_dir = Path(__file__).parent
+
+    # ----- options -----------------------------------------------------------------------------
+    def student_model(self, scale: Scale, options: dict[str, Any]) -> str:
+        """The student's name: ``task_options["student_model"]`` or the scale's default."""
+        default = str(self.spec.scale(scale).params["student_model"])
+        name = str(options.get("student_model") or default)
+        if scale == "full" and name not in STUDENT_MODELS:
+            raise UsageError(f"student_model must be one of {STUDENT_MODELS}, not {name!r}")
+        if scale == "mini" and name != default:
+            raise UsageError(f"at mini scale the student is {default!r}; student_model={name!r}")
+        return name
+
+    def judge_budget(self, scale: Scale, options: dict[str, Any]) -> int:
+        budget = int(options.get("judge_budget", self.spec.scale(scale).params["judge_budget"]))
+        if budget < 0:
+            raise UsageError("judge_budget must be >= 0")
+        return budget
+
+    # ----- assets ------------------------------------------------------------------------------
+    def asset_dir(self, scale: Scale, cache: Path) -> Path:
+        return cache / "assets" / f"finetune_gpt2_qa-{scale}-{self.spec.version}"
+
+    def prepare_assets(
+        self,
+        scale: Scale,
+        cache: Path,
+        progress: ProgressFn | None = None,
+        source: Path | None = None,
+    ) -> None:
+        target = self.asset_dir(scale, cache)
+        if scale == "mini":
+            build_once(target.parent, target.name, lambda tmp: self._build_mini(tmp, progress))
+            return
+        if (target / ".complete").exists():
+            return
+        if source is None:
+            raise AssetsError(
+                "RE-Bench/FinetuneGPT2QA-v0 at full scale needs GPT-2 weights, Alpaca-style "
+                "instructions and the reference models' outputs: run `rebench assets prepare "
+                "RE-Bench/FinetuneGPT2QA-v0 --scale full --source DIR` (layout in the README)"
+            )
+        from rebench_gym.tasks.finetune_gpt2_qa.assets_full import build_full
+
+        params = self.spec.scale("full").params
+        build_once(
+            target.parent,
+            target.name,
+            lambda tmp: build_full(tmp, source, params, progress),
+        )
+
+    def _build_mini(self, out: Path, progress: ProgressFn | None) -> None:
+        # One thread: on 2 cores the small model trains in less CPU time (2m45s measured against
+        # 6m47s with two threads) and does not crawl when other processes share the cores.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            self._build_mini_assets(out, progress)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _build_mini_assets(self, out: Path, progress: ProgressFn | None) -> None:
+        p = self.spec.scale("mini").params
+        say = progress or (lambda _m: None)
+        tok = WordTokenizer(im.chat_vocabulary())
+        tok.save(out / "vocab.json")
+        train_items, heldout = im.split_instructions(int(p["heldout"]), int(p["split_seed"]))
+        say("finetune_gpt2_qa (mini): generating the pre-training corpus")
+        docs = (
+            documents(int(p["corpus_docs"]), 1)
+            + im.fact_documents(int(p["fact_docs"]), 2)
+            + im.chat_documents(int(p["chat_docs"]), 3, train_items)
+        )
+        random.Random(0).shuffle(docs)
+        from rebench_gym.lm.data import write_tokens
+
+        write_tokens(out / "pretrain.bin", tok.encode_documents(docs))
+        torch.manual_seed(0)
+        base = GPT(GPTConfig(vocab_size=tok.vocab_size, **p["model"]))
+        train(
+            base,
+            read_tokens(out / "pretrain.bin"),
+            steps=int(p["pretrain_steps"]),
+            lr=float(p["pretrain_lr"]),
+            seed=0,
+            progress="finetune_gpt2_qa (mini): pre-training the student",
+        )
+        save_checkpoint(base, out / "base.pt")
+        (out / "pretrain.bin").unlink()
+        say("finetune_gpt2_qa (mini): finetuning the second reference model")
+        tuned = load_checkpoint(out / "base.pt")
+        # A different instruction set: full-sentence answers to the questions without format
+        # constraints (like an instruction dataset that never asks for one-word answers).
+        plain = [i for i in train_items if not i.one_word]
+        template = str(p["template"])
+        examples = [(tok.encode(_fill(template, i.text)), tok.encode(i.ideal)) for i in plain]
+        finetune(tuned, examples, eot_id=tok.eot_id, steps=int(p["tuned_steps"]), lr=1e-3)
+        say("finetune_gpt2_qa (mini): sampling the reference models on the held-out set")
+        refs = {}
+        for k, (name, model) in enumerate((("base", base), ("tuned", tuned))):
+            refs[name] = _sample(model, tok, [i.text for i in heldout], p, seed=11 + k)
+        with (out / "heldout.jsonl").open("w") as fh:
+            for n, item in enumerate(heldout):
+                row = {"instruction": item.text, "references": {r: refs[r][n] for r in refs}}
+                fh.write(json.dumps(row) + "\n")
+        with (out / "train_instructions.jsonl").open("w") as fh:
+            for item in train_items:
+                fh.write(json.dumps({"instruction": item.text}) + "\n")
+        meta = {"config": base.config.to_dict(), "tokenizer": "word"}
+        (out / "meta.json").write_text(json.dumps(meta, indent=2))
+
+    def _assets(self, scale: Scale, cache: Path) -> Path:
+        path = self.asset_dir(scale, cache)
+        if not (path / ".complete").exists():
+            raise AssetsError(f"assets for finetune_gpt2_qa ({scale}) are not prepared at {path}")
+        return path
+
+    # ----- workspace and services --------------------------------------------------------------
+    def populate_workspace(self, dest: Path, scale: Scale, cache: Path) -> None:
+        super().populate_workspace(dest, scale, cache)
+        assets = self._assets(scale, cache)
+        params = self.spec.scale(scale).params
+        meta = json.loads((assets / "meta.json").read_text())
+        modules = [(lm_model, "model.py"), (lm_sample, "sample.py"), (lm_sft, "sft.py")]
+        if meta["tokenizer"] == "bpe":
+            modules.append((lm_bpe, "bpe.py"))
+        for module, name in modules:  # torch-only modules the scorer uses too
+            shutil.copy(str(module.__file__), dest / name)
+        data = dest / "data"
+        data.mkdir(exist_ok=True)
+        for name in ("vocab.json", "merges.txt", "train_instructions.jsonl"):
+            if (assets / name).exists():
+                shutil.copy(assets / name, data / name)
+        chat_format = {
+            "scale": scale,
+            "template": params["template"],
+            "tokenizer": meta["tokenizer"],
+            "max_new_tokens": int(params["max_new_tokens"]),
+            "temperature": float(params["temperature"]),
+        }
+        (data / "chat_format.json").write_text(json.dumps(chat_format, indent=2))
+        (dest / "solution").mkdir(exist_ok=True)
+
+    def start_services(
+        self, scale: Scale, cache: Path, workspace: Path, options: dict[str, Any]
+    ) -> list[EpisodeService]:
+        """Put the chosen student in ``solution/`` and start the judge service."""
+        assets = self._assets(scale, cache)
+        student = self.student_model(scale, options)
+        source = assets / "base.pt" if scale == "mini" else assets / "students" / f"{student}.pt"
+        if not source.exists():
+            raise AssetsError(
+                f"the student {student!r} is not among the prepared assets at {assets}; prepare "
+                f"them with a source directory that holds {student}/"
+            )
+        shutil.copy(source, workspace / "solution" / CHECKPOINT)
+        budget = self.judge_budget(scale, options)
+        backend: Any
+        if scale == "mini":
+            backend = RuleBackend()
+        else:
+            from rebench_gym.tasks.finetune_gpt2_qa.llm_judge import JudgeConfig, LLMJudge
+
+            backend = LLMJudge(JudgeConfig.from_options(options))
+        return [JudgeService(backend, workspace / SOCKET_NAME, budget)]
+
+    def max_solution_bytes(self, scale: Scale) -> int:
+        return 20 * 1024**3 if scale == "full" else 200 * 1024**2
+
+    # ----- scoring -----------------------------------------------------------------------------
+    def score(self, ctx: ScoreContext) -> ScoreResult:
+        params = self.spec.scale(ctx.scale).params
+        assets = self._assets(ctx.scale, ctx.cache)
+        student = self.student_model(ctx.scale, ctx.options)
+        checkpoint = ctx.solution / CHECKPOINT
+        if not checkpoint.is_file() or checkpoint.is_symlink():
+            return ScoreResult.invalid(f"solution/{CHECKPOINT} is missing (or is a symlink)")
+        reference_ckpt = (
+            assets / "base.pt" if ctx.scale == "mini" else (assets / "students" / f"{student}.pt")
+        )
+        if checkpoint.stat().st_size > 2 * reference_ckpt.stat().st_size + 1_000_000:
+            return ScoreResult.invalid(
+                f"solution/{CHECKPOINT} is larger than the student's architecture could be"
+            )
+        config = load_checkpoint_config(reference_ckpt)
+        rows = [json.loads(line) for line in (assets / "heldout.jsonl").read_text().splitlines()]
+        instructions_file = ctx.work_dir / "instructions.jsonl"
+        instructions_file.write_text(
+            "".join(json.dumps({"instruction": r["instruction"]}) + "\n" for r in rows)
+        )
+        out = ctx.work_dir / "responses.json"
+        spec = {
+            "checkpoint": str(checkpoint),
+            "config": config,
+            "tokenizer": "word" if ctx.scale == "mini" else "bpe",
+            "tokenizer_dir": str(assets),
+            "template": params["template"],
+            "instructions": str(instructions_file),
+            "max_new_tokens": int(params["max_new_tokens"]),
+            "temperature": float(params["temperature"]),
+            "seed": ctx.seed % 2**62,
+            "device": "cuda" if ctx.scale == "full" and torch.cuda.is_available() else "cpu",
+            "out": str(out),
+            # one thread: robust when the agent's own training keeps the CPU cores busy
+            "threads": 1 if ctx.scale == "mini" else torch.get_num_threads(),
+        }
+        responses, error = run_generation(spec, ctx.timeout_s)
+        if error:
+            return ScoreResult.invalid(error)
+        if len(responses) != len(rows):
+            return ScoreResult.invalid(
+                "the generation worker returned the wrong number of responses"
+            )
+        if ctx.scale == "mini":
+            judge: Any = RuleBackend()
+        else:
+            from rebench_gym.tasks.finetune_gpt2_qa.llm_judge import JudgeConfig, LLMJudge
+
+            judge = LLMJudge(JudgeConfig.from_options(ctx.options))
+        try:
+            rates = win_rates(judge, rows, responses, list(params["references"]))
+        except Exception as e:  # the endpoint failed: an invalid score, not a crash
+            return ScoreResult.invalid(f"judging failed: {type(e).__name__}: {e}")
+        raw = sum(rates.values()) / len(rates)
+        text = ", ".join(f"{k} {v:.3f}" for k, v in rates.items())
+        return ScoreResult(
+            raw=raw,
+            valid=True,
+            message=f"mean win rate {raw:.3f} ({text}) on {len(rows)} held-out instructions",
+            details={"win_rates": rates, "judge": judge.usage()},
+        )
+
+    def reference_files(self, scale: Scale) -> dict[str, bytes]:
+        """One script for both scales (its settings follow ``data/chat_format.json``)."""
+        return {
+            "reference_rl.py": (self.package_dir / "reference" / "reference_rl.py").read_bytes()
+        }
+
+    def reference_actions(self, scale: Scale) -> list[str]:
+        from rebench_gym import actions
+
+        script = self.reference_files(scale)["reference_rl.py"].decode()
+        return [
+            actions.write_file("solution/reference_rl.py", script),
+            actions.bash("python solution/reference_rl.py", timeout=7200),
+        ]
+
+
+def _fill(template: str, instruction: str) -> str:
+    return template.replace("{instruction}", instruction)
+
+
+def _sample(
+    model: GPT, tok: WordTokenizer, instructions: list[str], params: dict[str, Any], seed: int
+) -> list[str]:
+    keep = model.config.block_size - int(params["max_new_tokens"])
+    prompts = [tok.encode(_fill(str(params["template"]), i))[-keep:] for i in instructions]
+    out = generate(
+        model,
+        prompts,
+        max_new_tokens=int(params["max_new_tokens"]),
+        eot_id=tok.eot_id,
+        temperature=float(params["temperature"]),
+        generator=torch.Generator().manual_seed(seed),
+    )
+    return [tok.decode(ids).strip() for ids in out]
+
+
+def load_checkpoint_config(path: Path) -> dict[str, Any]:
+    """The model config stored in one of the task's own checkpoints."""
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    return dict(data["config"])
+
+
+def run_generation(spec: dict[str, Any], timeout: float) -> tuple[list[str], str]:
+    """Sample the student in a separate trusted process; (responses, error message)."""
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "rebench_gym.tasks.finetune_gpt2_qa.generate_worker",
+                json.dumps(spec),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return [], f"sampling the student timed out after {timeout:.0f} s"
+    if proc.returncode != 0:
+        reason = "ran out of memory" if proc.returncode in (-9, 137) else "crashed"
+        return [], f"sampling the student {reason} (exit {proc.returncode}): {proc.stderr[-1500:]}"
+    try:
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return [], f"sampling gave no result: {proc.stderr[-1500:]}"
+    if "error" in result:
+        return [], str(result["error"])
+    responses = json.loads(Path(spec["out"]).read_text())
+    return [str(r) for r in responses], ""
+
+
+def win_rates(
+    judge: Any, rows: list[dict[str, Any]], responses: list[str], references: list[str]
+) -> dict[str, float]:
+    """Win rate of ``responses`` against each reference, judged in both orders (ties: half)."""
+    items: list[tuple[str, str, str]] = []
+    for row, mine in zip(rows, responses, strict=True):
+        for ref in references:
+            theirs = str(row["references"][ref])
+            items.append((row["instruction"], mine, theirs))
+            items.append((row["instruction"], theirs, mine))
+    verdicts = judge.compare_many(items)
+    totals = dict.fromkeys(references, 0.0)
+    k = 0
+    for _row in rows:
+        for ref in references:
+            first, second = verdicts[k], verdicts[k + 1]
+            k += 2
+            totals[ref] += _points(first, "a") + _points(second, "b")
+    return {ref: totals[ref] / (2 * len(rows)) for ref in references}
+
+
+def _points(verdict: str, mine: str) -> float:
+    if verdict == "tie":
+        return 0.5
+    return 1.0 if verdict == mine else 0.0
