@@ -10,6 +10,7 @@ measured in the same run, so results compare across machines.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shutil
@@ -232,7 +233,11 @@ def vector_throughput(
         finally:
             single.close()
         envs = gym.make_vec(
-            "RE-Bench/OptimizeKernel-v0", num_envs=num_envs, vectorization_mode="async", **kwargs
+            "RE-Bench/OptimizeKernel-v0",
+            num_envs=num_envs,
+            vectorization_mode="async",
+            vector_kwargs={"context": "spawn"},
+            **kwargs,
         )
         try:
             envs.reset()
@@ -242,6 +247,62 @@ def vector_throughput(
             many = steps * num_envs / (time.perf_counter() - start)
         finally:
             envs.close()
+    return {
+        "one_env_steps_per_s": one,
+        "vector_steps_per_s": many,
+        "ratio": many / one,
+        "num_envs": num_envs,
+    }
+
+
+def ray_vector_throughput(
+    sandbox: str, num_envs: int = 4, sleep_s: float = 0.5, steps: int = 3
+) -> dict[str, float]:
+    """Steps per second of a sleep-bound command: :class:`RayVectorEnv` vs one env, in one run.
+
+    Uses the running Ray session, or starts a local one with ``num_envs`` CPUs (shut down
+    after); each env's actor asks for ``1 / num_envs`` of the cluster's CPUs so all fit.
+    """
+    import ray
+
+    import rebench_gym  # noqa: F401
+    from rebench_gym.vector.ray_env import RayVectorEnv
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=num_envs, include_dashboard=False, log_to_driver=False)
+    try:
+        cpus = float(ray.cluster_resources().get("CPU", 1.0))
+        command = f"sleep {sleep_s}"
+        kwargs: dict[str, Any] = {"scale": "mini", "sandbox": sandbox, "anchors": (1.0, 0.0)}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            single = gym.make("RE-Bench/OptimizeKernel-v0", **kwargs)
+            try:
+                single.reset()
+                start = time.perf_counter()
+                for _ in range(steps):
+                    single.step(command)
+                one = steps / (time.perf_counter() - start)
+            finally:
+                single.close()
+            envs = RayVectorEnv(
+                "RE-Bench/OptimizeKernel-v0",
+                num_envs,
+                actor_options={"num_cpus": cpus / num_envs},
+                **kwargs,
+            )
+            try:
+                envs.reset()
+                start = time.perf_counter()
+                for _ in range(steps):
+                    envs.step((command,) * num_envs)
+                many = steps * num_envs / (time.perf_counter() - start)
+            finally:
+                envs.close()
+    finally:
+        if started:
+            ray.shutdown()
     return {
         "one_env_steps_per_s": one,
         "vector_steps_per_s": many,
@@ -310,6 +371,9 @@ def score_call_times(sandbox: str) -> dict[str, float]:
 def run_extended(sandbox: str) -> tuple[dict[str, Any], list[str]]:
     """Vector throughput, driver memory and score-call times, as data and table lines."""
     vec = vector_throughput(sandbox)
+    ray_vec: dict[str, float] | None = None
+    with contextlib.suppress(ImportError):
+        ray_vec = ray_vector_throughput(sandbox)
     mem = driver_memory(sandbox)
     scores = score_call_times(sandbox)
     lines = [
@@ -317,6 +381,16 @@ def run_extended(sandbox: str) -> tuple[dict[str, Any], list[str]]:
         f"vector throughput ({sandbox}, `sleep 0.5` on {vec['num_envs']} async envs): "
         f"{vec['vector_steps_per_s']:.2f} steps/s vs {vec['one_env_steps_per_s']:.2f} for one "
         f"env = {vec['ratio']:.1f}x (target >= 3x)",
+        *(
+            [
+                f"Ray vector throughput ({sandbox}, `sleep 0.5` on {ray_vec['num_envs']} "
+                f"RayVectorEnv actors): {ray_vec['vector_steps_per_s']:.2f} steps/s vs "
+                f"{ray_vec['one_env_steps_per_s']:.2f} for one env = {ray_vec['ratio']:.1f}x "
+                "(target >= 3x)"
+            ]
+            if ray_vec
+            else ["Ray vector throughput: not measured (pip install 'rebench-gym[ray]')"]
+        ),
         f"driver memory with {mem['num_envs']} envs ({sandbox}, each printed 10 MB): "
         f"{mem['rss_with_envs_mib']:.0f} MiB resident (before: {mem['rss_before_mib']:.0f} MiB; "
         "target < 1024 MiB)",
@@ -325,4 +399,4 @@ def run_extended(sandbox: str) -> tuple[dict[str, Any], list[str]]:
         "|---|---|---|",
         *[f"| {k} | {v:.1f} | < 60 |" for k, v in scores.items()],
     ]
-    return {"vector": vec, "memory": mem, "score_call_s": scores}, lines
+    return {"vector": vec, "ray_vector": ray_vec, "memory": mem, "score_call_s": scores}, lines

@@ -18,6 +18,7 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -75,8 +76,12 @@ def score_files(
     *,
     sandbox: str = "local",
     cache: Path | None = None,
+    options: dict[str, Any] | None = None,
 ) -> float:
-    """Score a solution given as files (paths relative to ``solution/``); NaN if invalid."""
+    """Score a solution given as files (paths relative to ``solution/``); NaN if invalid.
+
+    ``options`` are the env's ``task_options`` (e.g. the LLM endpoint of RustCodecontests).
+    """
     root = Path(tempfile.mkdtemp(prefix="rebench-calib-"))
     try:
         solution = root / "solution"
@@ -98,6 +103,7 @@ def score_files(
                     seed=secrets.randbits(63),
                     work_dir=work,
                     cache=cache_root(cache),
+                    options=dict(options or {}),
                 )
             )
         finally:
@@ -107,8 +113,11 @@ def score_files(
         shutil.rmtree(root, ignore_errors=True)
 
 
-def starting_files(task: Task) -> dict[str, bytes]:
-    root = task.package_dir / "workspace" / "solution"
+def starting_files(task: Task, scale: Scale = "mini") -> dict[str, bytes]:
+    """The starting ``solution/`` files: ``workspace/<scale>/solution`` if the task has one."""
+    root = task.package_dir / "workspace" / scale / "solution"
+    if not root.is_dir():
+        root = task.package_dir / "workspace" / "solution"
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
@@ -123,13 +132,16 @@ def calibrate(
     repeats: int = 5,
     cache_dir: Path | None = None,
     progress: bool = True,
+    options: dict[str, Any] | None = None,
 ) -> Anchors:
     """Measure start and reference ``repeats`` times each (interleaved) and cache the medians.
 
-    A progress bar goes to stderr unless ``progress`` is False.
+    A progress bar goes to stderr unless ``progress`` is False. ``options`` (the env's
+    ``task_options``, e.g. an LLM endpoint) are passed to the scorer; anchors measured with
+    options are returned but not cached, since the cache key does not hold them.
     """
     cache = cache_root(cache_dir)
-    start_files, ref_files = starting_files(task), task.reference_files(scale)
+    start_files, ref_files = starting_files(task, scale), task.reference_files(scale)
     starts: list[float] = []
     refs: list[float] = []
     with tqdm(
@@ -140,9 +152,9 @@ def calibrate(
         disable=not progress,
     ) as bar:
         for _ in range(repeats):
-            starts.append(score_files(task, scale, start_files, cache=cache))
+            starts.append(score_files(task, scale, start_files, cache=cache, options=options))
             bar.update()
-            refs.append(score_files(task, scale, ref_files, cache=cache))
+            refs.append(score_files(task, scale, ref_files, cache=cache, options=options))
             bar.update()
     if any(math.isnan(v) for v in starts + refs):
         raise AssetsError(
@@ -155,6 +167,8 @@ def calibrate(
         "calibrated",
         f"median of {repeats}: start {starts}, reference {refs}",
     )
+    if options:
+        return anchors
     write_json_atomic(
         anchors_path(task, scale, cache),
         {

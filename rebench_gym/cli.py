@@ -73,15 +73,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rebench_gym.envs.registration import task_name
 
     task_name(args.id)  # a usage error for unknown ids
+    llm_label = _check_llm_agent(args)
+    if args.num_envs > 1 or args.ray is not None:  # a vector env: local workers or Ray actors
+        from rebench_gym.vector.runner import check_vector_args, run_vector
+
+        check_vector_args(args)
+        with _open_recording(args) as recording:
+            run_vector(
+                args,
+                recording,
+                lambda i: agents.make(
+                    args.agent, env_id=args.id, scale=args.scale, **_llm_agent_kwargs(args, i)
+                ),
+                make_kwargs=_task_options_kwargs(args),
+            )
+        return 0
     recording = _open_recording(args)
     results = []
     for episode in recording.pending:
         env = gym.make(
-            args.id, scale=args.scale, sandbox=args.sandbox, hidden_score=args.hidden_score
+            args.id,
+            scale=args.scale,
+            sandbox=args.sandbox,
+            hidden_score=args.hidden_score,
+            **_task_options_kwargs(args),
         )
         try:
             env = _wrap_budgets(env, args)
-            agent = agents.make(args.agent, env_id=args.id, scale=args.scale)
+            agent = agents.make(
+                args.agent, env_id=args.id, scale=args.scale, **_llm_agent_kwargs(args, episode)
+            )
             print(
                 f"[rebench] episode {episode + 1}/{args.episodes}: {args.agent} on {args.id} "
                 f"({args.scale})",
@@ -89,7 +110,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 flush=True,
             )
             env = recording.wrap(env, episode)
-            result = rollout(env, agent, max_steps=args.max_steps, seed=args.seed)
+            result = rollout(
+                env, agent, max_steps=args.max_steps, seed=args.seed, agent_name=llm_label
+            )
         except BaseException as e:
             recording.fail(e)
             raise
@@ -117,14 +140,20 @@ def _open_recording(args: argparse.Namespace) -> Any:
     from rebench_gym.results.recording import RunRecording
     from rebench_gym.results.store import EpisodeSpec, default_db_path
 
-    make_kwargs = {"scale": args.scale, "sandbox": args.sandbox, "hidden_score": args.hidden_score}
+    make_kwargs = {
+        "scale": args.scale,
+        "sandbox": args.sandbox,
+        "hidden_score": args.hidden_score,
+        **_task_options_kwargs(args),
+    }
     budgets = {
         "time_budget_s": getattr(args, "time_budget", None),
         "token_budget": getattr(args, "token_budget", None),
         "max_steps": args.max_steps,
     }
+    agent = getattr(args, "agent_label", None) or args.agent
     spec = EpisodeSpec.for_env(
-        args.id, args.agent, make_kwargs=make_kwargs, budgets=budgets, seed=args.seed
+        args.id, agent, make_kwargs=make_kwargs, budgets=budgets, seed=args.seed
     )
     db = args.db or default_db_path()
     recording = RunRecording.start(db, spec, args.episodes, resume=args.resume, run_id=args.run_id)
@@ -150,6 +179,59 @@ def _wrap_budgets(env: Any, args: argparse.Namespace) -> Any:
     if getattr(args, "record", None) is not None:
         env = RecordTrajectory(env, args.record)  # outermost: records budget state too
     return env
+
+
+def _task_options_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``{"task_options": {...}}`` from repeated ``--task-option KEY=VALUE`` flags (or nothing)."""
+    options = getattr(args, "task_option", None) or []
+    return {"task_options": dict(options)} if options else {}
+
+
+def _task_option(text: str) -> tuple[str, Any]:
+    """Parse ``KEY=VALUE``; VALUE is read as JSON when it parses (numbers, true), else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        parsed: Any = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return key.strip(), parsed
+
+
+def _check_llm_agent(args: argparse.Namespace) -> str | None:
+    """For ``react``/``aide``: check the endpoint settings; return the label ``agent:model``.
+
+    The label names the model, so runs of different models are separate leaderboard rows.
+    """
+    from rebench_gym.agents import LLM_AGENTS
+
+    if args.agent not in LLM_AGENTS:
+        return None
+    from rebench_gym.llm.client import resolve_config
+
+    config = resolve_config(args.model, args.base_url)  # a usage error if incomplete
+    args.agent_label = f"{args.agent}:{config.model}"
+    return str(args.agent_label)
+
+
+def _llm_agent_kwargs(args: argparse.Namespace, episode: int) -> dict[str, Any]:
+    """The ``agents.make`` arguments of the LLM agents from the ``--model``... flags."""
+    from rebench_gym.agents import LLM_AGENTS
+
+    if args.agent not in LLM_AGENTS:
+        return {}
+    kwargs: dict[str, Any] = {"model": args.model, "base_url": args.base_url}
+    if args.llm_log is not None:
+        kwargs["llm_log"] = args.llm_log
+    if args.agent == "aide" and args.journal is not None:
+        from pathlib import Path
+
+        path = Path(args.journal)
+        if args.episodes > 1:
+            path = path.with_name(f"{path.stem}-ep{episode + 1}{path.suffix}")
+        kwargs["journal_path"] = str(path)
+    return kwargs
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -206,7 +288,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     task.check_hardware(args.scale)
     paper = task.paper_anchors("full")
 
-    anchors = calibrate(task, args.scale, repeats=args.repeats, progress=True)
+    options = _task_options_kwargs(args).get("task_options")
+    anchors = calibrate(task, args.scale, repeats=args.repeats, progress=True, options=options)
     data = {
         "id": args.id,
         "scale": args.scale,
@@ -322,6 +405,17 @@ def build_parser() -> argparse.ArgumentParser:
     def add_id(p: argparse.ArgumentParser) -> None:
         p.add_argument("id", help=f"environment id, one of: {', '.join(ENV_IDS)}")
 
+    def add_task_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--task-option",
+            type=_task_option,
+            action="append",
+            metavar="KEY=VALUE",
+            help="a task setting passed as gym.make(task_options=...), repeatable; e.g. the LLM "
+            "endpoint of RustCodecontests: --task-option base_url=URL --task-option model=NAME "
+            "(API keys only through environment variables)",
+        )
+
     def add_scale(p: argparse.ArgumentParser, default: str) -> None:
         p.add_argument(
             "--scale",
@@ -344,7 +438,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("run", cmd_run, "roll out an agent")
     add_id(p)
-    p.add_argument("--agent", required=True, help="agent name: reference, noop or random")
+    p.add_argument(
+        "--agent",
+        required=True,
+        help="agent name: reference, noop, random, react or aide (react and aide call a model)",
+    )
     add_scale(p, "full")
     p.add_argument(
         "--sandbox",
@@ -384,7 +482,54 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="append each step to this JSONL trajectory file (crash-safe)",
     )
+    add_task_option(p)
+    p.add_argument(
+        "--num-envs",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="run N episodes at a time, each env in its own worker process (or Ray actor)",
+    )
+    p.add_argument(
+        "--ray",
+        default=None,
+        metavar="ADDRESS",
+        help="run the envs as Ray actors on this cluster ('auto', 'ray://HOST:10001'; 'local' "
+        "starts one here), placed by the task's GPUs and CPUs",
+    )
+    p.add_argument(
+        "--ray-cpus-per-env",
+        type=_positive_float,
+        default=None,
+        metavar="CPUS",
+        help="Ray CPUs each env's actor asks for (default: the task's CPUs at its scale)",
+    )
 
+    p.add_argument(
+        "--model",
+        default=None,
+        help="react/aide: the model name (default: $REBENCH_MODEL, then $OPENAI_MODEL); the API "
+        "key comes only from $REBENCH_API_KEY or $OPENAI_API_KEY",
+    )
+    p.add_argument(
+        "--base-url",
+        default=None,
+        metavar="URL",
+        help="react/aide: an OpenAI-compatible API root ending in /v1 (default: "
+        "$REBENCH_BASE_URL, then $OPENAI_BASE_URL, then OpenAI's API)",
+    )
+    p.add_argument(
+        "--llm-log",
+        default=None,
+        metavar="PATH",
+        help="react/aide: append one JSON line per model request to this file",
+    )
+    p.add_argument(
+        "--journal",
+        default=None,
+        metavar="PATH",
+        help="aide: save the search journal (JSON) here (-epN added with several episodes)",
+    )
     _add_db(p)
     p.add_argument(
         "--resume",
@@ -419,6 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("calibrate", cmd_calibrate, "measure start/reference anchors on this machine")
     add_id(p)
     add_scale(p, "mini")
+    add_task_option(p)
     p.add_argument(
         "--repeats",
         type=_positive_int,

@@ -39,10 +39,17 @@ def rollout(
     """Run ``agent`` in ``env`` until the episode ends (or ``max_steps``, then submit).
 
     The env is reset here; it is not closed. ``agent`` follows the Agent protocol:
-    ``reset(seed=...)``, ``act(observation, info) -> str``.
+    ``reset(seed=...)``, ``act(observation, info) -> str``; an agent with a ``bind(env)``
+    method gets the env first (LLM agents use it to report token usage and pause budgets).
+
+    ``EpisodeResult.tokens`` holds the agent's own ``usage`` dict if it has one; otherwise the
+    counts of a :class:`~rebench_gym.wrappers.TokenBudget` around ``env`` (estimated or
+    reported, as its ``token_source`` entry says); otherwise it is empty.
     """
+    from rebench_gym.agents.base import bind_agent
     from rebench_gym.env import ReBenchEnv
 
+    bind_agent(agent, env)
     agent.reset(seed=seed)
     obs, info = env.reset(seed=seed)
     started = time.monotonic()  # after reset: asset preparation and calibration do not count
@@ -58,6 +65,7 @@ def rollout(
     assert isinstance(base, ReBenchEnv)
     log = base.score_log
     usage = getattr(agent, "usage", None)
+    tokens = dict(usage) if isinstance(usage, dict) and usage else _budget_tokens(env)
     return EpisodeResult(
         env_id=base.task.spec.env_id,
         agent=str(agent_name or getattr(agent, "name", type(agent).__name__)),
@@ -69,6 +77,27 @@ def rollout(
         terminated=terminated,
         truncated=truncated,
         score_log=log.to_list(),
-        tokens=dict(usage) if isinstance(usage, dict) else {},
+        tokens=tokens,
         end_reason=str(info.get("end_reason", "")),
     )
+
+
+def _budget_tokens(env: gym.Env[Any, Any]) -> dict[str, Any]:
+    """The token counts of the outermost TokenBudget around ``env`` (empty without one)."""
+    from rebench_gym.wrappers import TokenBudget
+
+    current: Any = env
+    while isinstance(current, gym.Wrapper):
+        if isinstance(current, TokenBudget):
+            used = current.used()
+            tokens: dict[str, Any] = {
+                "prompt_tokens": int(used["input_tokens"]),
+                "completion_tokens": int(used["output_tokens"]),
+                "total_tokens": int(used["total_tokens"]),
+                "token_source": current.source,
+            }
+            if used["cost"] is not None:
+                tokens["cost_usd"] = float(used["cost"])
+            return tokens
+        current = current.env
+    return {}

@@ -13,6 +13,14 @@ if ! command -v bwrap >/dev/null 2>&1; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
 fi
 
+# RustCodecontests: the agent's bwrap shell sees only /usr, so use Debian's rustc there (the
+# scorer also finds a rustup toolchain through PATH or ~/.cargo/bin).
+if [ ! -x /usr/bin/rustc ]; then
+  echo "[setup] installing rustc (Debian package)" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rustc >/dev/null
+fi
+
 PY=${PYTHON:-python3}
 # Pinned CPU build first: an unpinned or newer torch pulls a CUDA build of several GB.
 if ! "$PY" -c "import torch" >/dev/null 2>&1; then

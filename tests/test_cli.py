@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from rebench_gym.cli import main
+from rebench_gym.tasks import TASK_CLASSES
 
 
 def test_help_explains_every_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -26,6 +27,7 @@ def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(rows) == 7
     kernel = next(r for r in rows if r["id"] == "RE-Bench/OptimizeKernel-v0")
     assert kernel["built"] and kernel["scales"] == ["full", "mini"]
+    assert all(row["built"] for row in rows)
 
 
 @pytest.mark.parametrize(
@@ -44,7 +46,10 @@ def test_usage_errors_exit_2(argv: list[str]) -> None:
     assert exc.value.code == 2
 
 
-def test_unbuilt_task_is_a_clear_failure(capsys: pytest.CaptureFixture[str]) -> None:
+def test_unbuilt_task_is_a_clear_failure(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(TASK_CLASSES, "scaling_law", None)
     assert (
         main(
             [
@@ -115,3 +120,31 @@ def test_assets_prepare_explains_missing_sources(
     assert main(argv) == 1
     assert "lacks gpt2-xl" in capsys.readouterr().err
     assert main(["assets", "prepare", "RE-Bench/OptimizeKernel-v0", "--source", "x"]) == 2
+
+
+def test_task_option_flag_is_parsed_and_reaches_the_task(
+    capsys: pytest.CaptureFixture[str], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "RE-Bench/RustCodecontests-v0", "--agent", "noop", "--task-option", "novalue"])
+    assert exc.value.code == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    # The task itself refuses a key given as an option (options are recorded with the run).
+    code = main(
+        [
+            "run",
+            "RE-Bench/RustCodecontests-v0",
+            "--agent",
+            "noop",
+            "--scale",
+            "mini",
+            "--sandbox",
+            "local",
+            "--db",
+            str(tmp_path / "runs.db"),
+            "--task-option",
+            "api_key=sk-secret",
+        ]
+    )
+    assert code == 2
+    assert "api_key" in capsys.readouterr().err

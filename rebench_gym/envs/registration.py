@@ -20,6 +20,8 @@ ENV_IDS: dict[str, str] = {
 }
 
 ENTRY_POINT = "rebench_gym.env:ReBenchEnv"
+#: what ``gym.make_vec(id, num_envs=N)`` builds: spawn-context workers, one GPU slice per env
+VECTOR_ENTRY_POINT = "rebench_gym.vector.local:vector_entry_point"
 
 
 def register_envs() -> None:
@@ -30,6 +32,7 @@ def register_envs() -> None:
         gym.register(
             id=env_id,
             entry_point=ENTRY_POINT,
+            vector_entry_point=VECTOR_ENTRY_POINT,
             kwargs={"task": task},
             nondeterministic=True,  # wall-clock timing and fresh random inputs per score call
             disable_env_checker=True,

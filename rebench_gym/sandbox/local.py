@@ -41,7 +41,13 @@ def python_bin_dir() -> str:
 def base_env(home: str, marker: str) -> dict[str, str]:
     """The environment every sandboxed process starts with."""
     key, _, value = marker.partition("=")
-    return {
+    # A vector env or Ray gives each sub-env its own GPUs through CUDA_VISIBLE_DEVICES.
+    devices = {
+        name: os.environ[name]
+        for name in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
+        if name in os.environ
+    }
+    return devices | {
         "HOME": home,
         "PATH": f"{python_bin_dir()}:/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
         "LANG": "C.UTF-8",

@@ -14,12 +14,12 @@ from rebench_gym.tasks.base import SCALES, Scale, ScoreContext, Task, TaskSpec
 #: task name -> "module:Class" of its implementation (None: not built yet)
 TASK_CLASSES: dict[str, str | None] = {
     "optimize_kernel": "rebench_gym.tasks.optimize_kernel.task:OptimizeKernelTask",
-    "optimize_llm_foundry": None,
+    "optimize_llm_foundry": "rebench_gym.tasks.optimize_llm_foundry.task:OptimizeLLMFoundryTask",
     "fix_embedding": "rebench_gym.tasks.fix_embedding.task:FixEmbeddingTask",
-    "scaling_law": None,
-    "restricted_mlm": None,
-    "finetune_gpt2_qa": None,
-    "rust_codecontests": None,
+    "scaling_law": "rebench_gym.tasks.scaling_law.task:ScalingLawTask",
+    "restricted_mlm": "rebench_gym.tasks.restricted_mlm.task:RestrictedMLMTask",
+    "finetune_gpt2_qa": "rebench_gym.tasks.finetune_gpt2_qa.task:FinetuneGPT2QATask",
+    "rust_codecontests": "rebench_gym.tasks.rust_codecontests.task:RustCodecontestsTask",
 }
 
 

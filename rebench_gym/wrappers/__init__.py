@@ -7,6 +7,9 @@
   usage through its :class:`UsageMeter` (:func:`find_usage_meter`), other agents are counted by
   an estimate over their actions and observations.
 * :class:`RecordTrajectory`: a crash-safe JSONL log of each step; :func:`read_trajectory`.
+* For RL libraries: :class:`DiscreteCommands` (a ``Discrete`` action space over a per-task
+  command menu, :func:`load_menu`), :class:`EncodeObservation` (a ``Box`` observation) and
+  :class:`StepBudget` (a step limit that scores the final state).
 
 A budget that runs out ends the episode with ``truncated=True``, scores the final state and
 reports which budget ended it in ``info["truncated_by"]``. Stack them with the recorder
@@ -21,6 +24,9 @@ outermost::
 from __future__ import annotations
 
 from rebench_gym.wrappers.budgets import BudgetWrapper
+from rebench_gym.wrappers.discrete import DiscreteCommands, StepBudget
+from rebench_gym.wrappers.encode import EncodeObservation
+from rebench_gym.wrappers.menus import Command, load_menu
 from rebench_gym.wrappers.time_budget import TimeBudget, pause_budgets
 from rebench_gym.wrappers.token_budget import (
     CHARS_PER_TOKEN,
@@ -40,13 +46,18 @@ __all__ = [
     "CHARS_PER_TOKEN",
     "SCHEMA_VERSION",
     "BudgetWrapper",
+    "Command",
+    "DiscreteCommands",
+    "EncodeObservation",
     "RecordTrajectory",
     "RecordedEpisode",
+    "StepBudget",
     "TimeBudget",
     "TokenBudget",
     "UsageMeter",
     "estimate_tokens",
     "find_usage_meter",
+    "load_menu",
     "pause_budgets",
     "read_trajectory",
 ]

@@ -165,6 +165,7 @@ class TokenBudget(BudgetWrapper, gym.utils.RecordConstructorArgs):
         self.usage_meter = UsageMeter()
         self._est_input = 0
         self._est_output = 0
+        self._proxy_seen: tuple[int, int, float] = (0, 0, 0.0)
 
     # ----- counting -------------------------------------------------------------------------------
     def _count(self, text: str) -> int:
@@ -185,12 +186,35 @@ class TokenBudget(BudgetWrapper, gym.utils.RecordConstructorArgs):
         self.usage_meter.reset()
         self._est_output = 0
         self._est_input = self._count(self._text(observation))
+        self._proxy_seen = (0, 0, 0.0)
 
     def _count_action(self, action: Any) -> None:
         self._est_output += self._count(self._text(action))
 
     def _count_observation(self, observation: Any) -> None:
         self._est_input += self._count(self._text(observation))
+        self._record_proxy_usage()
+
+    def _record_proxy_usage(self) -> None:
+        """Record what the episode's LLM proxy (``info["llm_proxy"]``, e.g. RustCodecontests)
+        counted since the last step, as a report: calls the agent's own code made count too."""
+        get_info = getattr(self.env.unwrapped, "episode_info", None)
+        usage = get_info().get("llm_proxy") if callable(get_info) else None
+        if not isinstance(usage, dict):
+            return
+        seen = (
+            int(usage.get("prompt_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
+            float(usage.get("cost") or 0.0),
+        )
+        prompt, completion, cost = (a - b for a, b in zip(seen, self._proxy_seen, strict=True))
+        if prompt > 0 or completion > 0 or cost > 0:
+            self.usage_meter.record(
+                prompt_tokens=int(prompt),
+                completion_tokens=int(completion),
+                cost=float(cost) if usage.get("cost") is not None else None,
+            )
+            self._proxy_seen = seen
 
     @property
     def source(self) -> str:
