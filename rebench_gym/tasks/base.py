@@ -193,6 +193,10 @@ class Task(abc.ABC):
                     f"has {have}. Use scale='mini' to run the task on CPU."
                 )
 
+    def asset_dir(self, scale: Scale, cache: Path) -> Path:
+        """Where this task version's prepared assets for ``scale`` live in the cache."""
+        return cache / "assets" / f"{self.spec.name}-{scale}-{self.spec.version}"
+
     def prepare_assets(  # noqa: B027 - optional hook
         self, scale: Scale, cache: Path, progress: ProgressFn | None = None
     ) -> None:

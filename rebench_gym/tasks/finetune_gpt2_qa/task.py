@@ -92,9 +92,6 @@ class FinetuneGPT2QATask(Task):
         return budget
 
     # ----- assets ------------------------------------------------------------------------------
-    def asset_dir(self, scale: Scale, cache: Path) -> Path:
-        return cache / "assets" / f"finetune_gpt2_qa-{scale}-{self.spec.version}"
-
     def prepare_assets(
         self,
         scale: Scale,

@@ -57,9 +57,6 @@ class FixEmbeddingTask(Task):
     package_dir = Path(__file__).parent
 
     # ----- assets ------------------------------------------------------------------------------
-    def asset_dir(self, scale: Scale, cache: Path) -> Path:
-        return cache / "assets" / f"fix_embedding-{scale}-{self.spec.version}"
-
     def prepare_assets(
         self,
         scale: Scale,

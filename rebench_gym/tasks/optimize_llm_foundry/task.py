@@ -56,9 +56,6 @@ class OptimizeLLMFoundryTask(Task):
     package_dir = Path(__file__).parent
 
     # ----- assets ------------------------------------------------------------------------------
-    def asset_dir(self, scale: Scale, cache: Path) -> Path:
-        return cache / "assets" / f"optimize_llm_foundry-{scale}-{self.spec.version}"
-
     def prepare_assets(
         self,
         scale: Scale,

@@ -55,9 +55,6 @@ class RestrictedMLMTask(Task):
     package_dir = Path(__file__).parent
 
     # ----- assets ------------------------------------------------------------------------------
-    def asset_dir(self, scale: Scale, cache: Path) -> Path:
-        return cache / "assets" / f"restricted_mlm-{scale}-{self.spec.version}"
-
     def prepare_assets(
         self,
         scale: Scale,

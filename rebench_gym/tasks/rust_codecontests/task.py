@@ -72,9 +72,6 @@ class RustCodecontestsTask(Task):
     package_dir = Path(__file__).parent
 
     # ----- assets ------------------------------------------------------------------------------
-    def asset_dir(self, scale: Scale, cache: Path) -> Path:
-        return cache / "assets" / f"rust_codecontests-{scale}-{self.spec.version}"
-
     def prepare_assets(
         self,
         scale: Scale,

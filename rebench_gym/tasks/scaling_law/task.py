@@ -187,9 +187,6 @@ class ScalingLawTask(Task):
         return string.Template(text).safe_substitute(values)
 
     # ----- assets ------------------------------------------------------------------------------
-    def asset_dir(self, scale: Scale, cache: Path) -> Path:
-        return cache / "assets" / f"scaling_law-{scale}-{self.spec.version}"
-
     def prepare_assets(
         self,
         scale: Scale,
