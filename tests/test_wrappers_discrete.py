@@ -177,7 +177,7 @@ def test_discrete_commands_rejects_bad_indices_and_menus(make_kernel: MakeEnv) -
     with pytest.raises(UsageError, match="at least one"):
         DiscreteCommands(make_kernel(), [])
     with pytest.raises(UsageError, match="no command menu"):
-        DiscreteCommands(make_kernel(), "RE-Bench/ScalingLaw-v0")
+        DiscreteCommands(make_kernel(), "RE-Bench/NoSuchTask-v0")
 
 
 def test_step_budget_truncates_and_scores_the_final_state(make_kernel: MakeEnv) -> None:
