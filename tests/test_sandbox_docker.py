@@ -160,7 +160,10 @@ def test_reference_reaches_one_and_noop_stays_at_zero(cache_dir: Path) -> None:
 
 _DRIVER = textwrap.dedent(
     """
-    import os, sys, gymnasium as gym, rebench_gym
+    import os, signal, sys, gymnasium as gym, rebench_gym
+    # Ctrl-C must raise KeyboardInterrupt even when the test runner was started in the
+    # background (a non-interactive shell starts background jobs with SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     env = gym.make("RE-Bench/OptimizeKernel-v0", scale="mini", sandbox="docker",
                    anchors=(4.0, 3.0))
     env.reset()

@@ -175,8 +175,11 @@ def test_nothing_survives_the_driver_being_interrupted(
     if name == "local" and signame == "SIGKILL":
         pytest.skip("a SIGKILLed driver cannot clean up detached local processes")
     marker = f"rbdriver{time.time_ns()}"
+    # The driver restores Ctrl-C's default handler: a runner started in the background by a
+    # non-interactive shell passes SIGINT on ignored, and an ignoring driver cannot be interrupted.
     script = f"""
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from pathlib import Path
 from rebench_gym.sandbox import make_sandbox
 sb = make_sandbox({name!r}, Path({str(tmp_path)!r}))
