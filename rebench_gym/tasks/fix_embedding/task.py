@@ -18,10 +18,7 @@ RE-Bench/FixEmbedding-v0 --source DIR`` or downloaded where the network allows.
 from __future__ import annotations
 
 import json
-import math
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +32,7 @@ from rebench_gym.lm.data import read_tokens, write_tokens
 from rebench_gym.lm.model import GPT, GPTConfig, save_checkpoint
 from rebench_gym.lm.tokenizer import WordTokenizer
 from rebench_gym.lm.train import evaluate, train
+from rebench_gym.lm.trusted import log_loss_score
 from rebench_gym.scoring import ScoreResult
 from rebench_gym.tasks.base import ProgressFn, Scale, ScoreContext, Task
 
@@ -167,7 +165,13 @@ class FixEmbeddingTask(Task):
             "max_batches": params["eval_batches"],
             "device": "cuda" if ctx.scale == "full" else "cpu",
         }
-        return run_loss_evaluation(spec, ctx.timeout_s, float(params["loss_floor"]))
+        return log_loss_score(
+            "rebench_gym.lm.evaluate_worker",
+            spec,
+            ctx.timeout_s,
+            float(params["loss_floor"]),
+            "validation loss {loss:.4f}",
+        )
 
     def reference_actions(self, scale: Scale) -> list[str]:
         from rebench_gym import actions
@@ -176,35 +180,6 @@ class FixEmbeddingTask(Task):
         acts = [actions.write_file(f"solution/{p}", c.decode()) for p, c in files.items()]
         acts.append(actions.bash("python solution/fix_embedding.py", timeout=3600))
         return acts
-
-
-def run_loss_evaluation(spec: dict[str, Any], timeout: float, floor: float) -> ScoreResult:
-    """Evaluate a checkpoint in a separate trusted process; ``ln(loss - floor)``."""
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "rebench_gym.lm.evaluate_worker", json.dumps(spec)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
-        return ScoreResult.invalid(f"evaluation timed out after {timeout:.0f} s")
-    if proc.returncode != 0:
-        reason = "ran out of memory" if proc.returncode in (-9, 137) else "crashed"
-        return ScoreResult.invalid(
-            f"evaluation {reason} (exit {proc.returncode}): {proc.stderr[-1500:]}"
-        )
-    try:
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return ScoreResult.invalid(f"evaluation gave no result: {proc.stderr[-1500:]}")
-    if "error" in result:
-        return ScoreResult.invalid(str(result["error"]))
-    loss = float(result["loss"])
-    raw = math.log(max(loss - floor, 1e-6))
-    return ScoreResult(
-        raw=raw, valid=True, message=f"validation loss {loss:.4f}", details={"loss": loss}
-    )
 
 
 def build_full(out: Path, source: Path, progress: ProgressFn | None = None) -> None:

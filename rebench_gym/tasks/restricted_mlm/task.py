@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import shutil
 import stat
@@ -39,6 +38,7 @@ from rebench_gym.lm.assets import build_once
 from rebench_gym.lm.corpus import documents
 from rebench_gym.lm.data import write_tokens
 from rebench_gym.lm.tokenizer import WordTokenizer
+from rebench_gym.lm.trusted import log_loss_score
 from rebench_gym.sandbox import procs
 from rebench_gym.sandbox.base import Bind
 from rebench_gym.scoring import ScoreResult
@@ -131,7 +131,13 @@ class RestrictedMLMTask(Task):
         left = deadline - time.monotonic()
         if left <= 1:
             return ScoreResult.invalid(f"timed out: capturing took the whole {ctx.timeout_s:.0f} s")
-        return run_mlm_evaluation(spec, left, float(params["loss_floor"]))
+        return log_loss_score(
+            "rebench_gym.lm.mlm_worker",
+            spec,
+            left,
+            float(params["loss_floor"]),
+            "masked-token loss {loss:.4f} on {tokens} held-out masked tokens",
+        )
 
     def _capture(
         self, ctx: ScoreContext, batch: int, meta: dict[str, Any], deadline: float
@@ -189,40 +195,6 @@ class RestrictedMLMTask(Task):
                 + _tail(log_path)
             )
         return private
-
-
-def run_mlm_evaluation(spec: dict[str, Any], timeout: float, floor: float) -> ScoreResult:
-    """Evaluate a captured graph in a separate trusted process; ``ln(loss - floor)``."""
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "rebench_gym.lm.mlm_worker", json.dumps(spec)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
-        return ScoreResult.invalid(f"evaluation timed out after {timeout:.0f} s")
-    if proc.returncode != 0:
-        reason = "ran out of memory" if proc.returncode in (-9, 137) else "crashed"
-        return ScoreResult.invalid(
-            f"evaluation {reason} (exit {proc.returncode}): {proc.stderr[-1500:]}"
-        )
-    try:
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return ScoreResult.invalid(f"evaluation gave no result: {proc.stderr[-1500:]}")
-    if "violation" in result:
-        return ScoreResult.invalid(f"rule violation: {result['violation']}")
-    if "error" in result:
-        return ScoreResult.invalid(str(result["error"]))
-    loss = float(result["loss"])
-    raw = math.log(max(loss - floor, 1e-6))
-    return ScoreResult(
-        raw=raw,
-        valid=True,
-        message=f"masked-token loss {loss:.4f} on {result['tokens']} held-out masked tokens",
-        details={"loss": loss},
-    )
 
 
 # ----- asset building --------------------------------------------------------------------------
