@@ -161,7 +161,7 @@ def _random_sentence(rng: random.Random, people: list[Person]) -> str:
 
 
 def fact_documents(n_docs: int, seed: int) -> list[str]:
-    """Documents that state the world's facts (what a pre-training corpus teaches a model)."""
+    """Documents that state the people's facts (what a pre-training corpus teaches a model)."""
     rng = random.Random(seed)
     people = corpus.world()
     docs = []
@@ -172,6 +172,13 @@ def fact_documents(n_docs: int, seed: int) -> list[str]:
             sentences.append(_fact(p, rng.choice(("city", "pet", "job", "color")))[2])
         docs.append(" ".join(sentences))
     return docs
+
+
+def arithmetic_documents(n_docs: int, seed: int) -> list[str]:
+    """Documents that state sums and differences (the arithmetic a corpus teaches a model)."""
+    rng = random.Random(seed)
+    facts = [i.ideal for i in all_instructions() if i.kind in ("plus", "minus") and not i.one_word]
+    return [" ".join(rng.choice(facts) for _ in range(rng.randrange(4, 9))) for _ in range(n_docs)]
 
 
 def chat_documents(n_docs: int, seed: int, items: list[Instruction]) -> list[str]:

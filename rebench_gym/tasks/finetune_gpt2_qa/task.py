@@ -11,10 +11,13 @@ architecture, decoding settings fixed by the task, a fresh seed per call) and co
 judge with each of two reference models' precomputed responses, in both orders (ties count
 half); the raw score is the mean win rate over both references. Higher is better.
 
-Mini: a GPT pre-trained on the package corpus plus chat-format documents with responses of mixed
-quality; synthetic instructions about the corpus's world (:mod:`.instructions_mini`); the
-deterministic rule judge (:mod:`.rule_judge`); references: the base model sampled and a copy
-finetuned on full-sentence answers to a different instruction set. Full: a GPT-2 checkpoint
+Each held-out instruction is sampled ``samples_per_instruction`` times (mini 8, full 1), which
+keeps the noise between score calls small. Mini: a GPT pre-trained on the package corpus,
+documents stating the world's facts and arithmetic, and chat-format documents with responses of
+mixed quality (the knowledge is in the model, the manners are not); synthetic instructions
+about the corpus's world (:mod:`.instructions_mini`); the deterministic rule judge
+(:mod:`.rule_judge`); references: the base model sampled and a copy finetuned on full-sentence
+answers to a different instruction set. Full: a GPT-2 checkpoint
 (``task_options["student_model"]``), Alpaca-style instructions, the two reference models'
 outputs and an OpenAI-compatible judge endpoint (:mod:`.llm_judge`); see :mod:`.assets_full`.
 """
@@ -24,8 +27,6 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from rebench_gym.lm.sample import generate
 from rebench_gym.lm.sft import finetune
 from rebench_gym.lm.tokenizer import WordTokenizer
 from rebench_gym.lm.train import train
+from rebench_gym.lm.trusted import run_worker
 from rebench_gym.scoring import ScoreResult
 from rebench_gym.tasks.base import EpisodeService, ProgressFn, Scale, ScoreContext, Task
 from rebench_gym.tasks.finetune_gpt2_qa import instructions_mini as im
@@ -140,6 +142,7 @@ class FinetuneGPT2QATask(Task):
         docs = (
             documents(int(p["corpus_docs"]), 1)
             + im.fact_documents(int(p["fact_docs"]), 2)
+            + im.arithmetic_documents(int(p["arithmetic_docs"]), 4)
             + im.chat_documents(int(p["chat_docs"]), 3, train_items)
         )
         random.Random(0).shuffle(docs)
@@ -254,7 +257,10 @@ class FinetuneGPT2QATask(Task):
                 f"solution/{CHECKPOINT} is larger than the student's architecture could be"
             )
         config = load_checkpoint_config(reference_ckpt)
-        rows = [json.loads(line) for line in (assets / "heldout.jsonl").read_text().splitlines()]
+        heldout = (assets / "heldout.jsonl").read_text().splitlines()
+        # each held-out instruction sampled several times: less noise between score calls
+        samples = int(params.get("samples_per_instruction", 1))
+        rows = [json.loads(line) for line in heldout for _ in range(samples)]
         instructions_file = ctx.work_dir / "instructions.jsonl"
         instructions_file.write_text(
             "".join(json.dumps({"instruction": r["instruction"]}) + "\n" for r in rows)
@@ -297,7 +303,8 @@ class FinetuneGPT2QATask(Task):
         return ScoreResult(
             raw=raw,
             valid=True,
-            message=f"mean win rate {raw:.3f} ({text}) on {len(rows)} held-out instructions",
+            message=f"mean win rate {raw:.3f} ({text}) on {len(heldout)} held-out instructions"
+            + (f" x {samples} samples" if samples > 1 else ""),
             details={"win_rates": rates, "judge": judge.usage()},
         )
 
@@ -345,29 +352,11 @@ def load_checkpoint_config(path: Path) -> dict[str, Any]:
 
 def run_generation(spec: dict[str, Any], timeout: float) -> tuple[list[str], str]:
     """Sample the student in a separate trusted process; (responses, error message)."""
-    try:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "rebench_gym.tasks.finetune_gpt2_qa.generate_worker",
-                json.dumps(spec),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
-        return [], f"sampling the student timed out after {timeout:.0f} s"
-    if proc.returncode != 0:
-        reason = "ran out of memory" if proc.returncode in (-9, 137) else "crashed"
-        return [], f"sampling the student {reason} (exit {proc.returncode}): {proc.stderr[-1500:]}"
-    try:
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return [], f"sampling gave no result: {proc.stderr[-1500:]}"
-    if "error" in result:
-        return [], str(result["error"])
+    result, error = run_worker(
+        "rebench_gym.tasks.finetune_gpt2_qa.generate_worker", spec, timeout, "sampling the student"
+    )
+    if result is None:
+        return [], error
     responses = json.loads(Path(spec["out"]).read_text())
     return [str(r) for r in responses], ""
 
