@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import math
 import shutil
 import subprocess
@@ -36,6 +35,7 @@ from typing import Any
 
 from rebench_gym.errors import AssetsError
 from rebench_gym.lm.assets import build_once
+from rebench_gym.lm.trusted import run_worker
 from rebench_gym.sandbox import procs
 from rebench_gym.sandbox.base import Bind
 from rebench_gym.scoring import ScoreResult
@@ -289,20 +289,8 @@ def remove_stale_outputs(solution: Path) -> None:
 
 def run_comparison(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
     """Run :mod:`~rebench_gym.tasks.optimize_llm_foundry.compare` in a fresh process."""
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", COMPARE_MODULE, json.dumps(spec)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"the comparison timed out after {timeout:.0f} s"}
-    try:
-        result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return {"error": f"the comparison crashed (exit {proc.returncode}): {proc.stderr[-1500:]}"}
-    return result
+    result, error = run_worker(COMPARE_MODULE, spec, timeout, "the comparison")
+    return result if result is not None else {"error": error}
 
 
 def _tree_bytes(path: Path) -> int:
