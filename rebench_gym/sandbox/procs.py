@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -65,6 +66,26 @@ def kill_tree(pid: int, *, include_root: bool = True) -> None:
             break
     if include_root:
         kill_pids([pid])
+
+
+def stop_scoring_process(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a scoring process started by a sandbox and its whole tree, reap it, and remove the
+    cgroup or container the sandbox attached to it (``proc.rebench_cgroup``), if any."""
+    kill_tree(proc.pid, include_root=True)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+    cgroup = getattr(proc, "rebench_cgroup", None)
+    if cgroup is not None:
+        cgroup.remove()
+
+
+def log_tail(path: Path, limit: int = 3000) -> str:
+    """The last ``limit`` bytes of a log file as text ("" when it cannot be read)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""
+    return data[-limit:].decode("utf-8", errors="replace")
 
 
 def pid_alive(pid: int) -> bool:

@@ -202,10 +202,10 @@ class OptimizeKernelTask(Task):
             try:
                 from_child_r, to_child_w = open_fifos(io_dir, proc, deadline)
             except (ChannelTimeout, ChannelClosed) as e:
-                _stop(proc)
+                procs.stop_scoring_process(proc)
                 shutil.rmtree(io_dir, ignore_errors=True)
                 return ScoreResult.invalid(
-                    f"the solution process did not start: {e}", log=_tail(log_path)
+                    f"the solution process did not start: {e}", log=procs.log_tail(log_path)
                 )
         else:
             os.close(to_child_r)
@@ -215,22 +215,22 @@ class OptimizeKernelTask(Task):
         try:
             times_ms = self._drive(chan, io, rng, n, device, warmups, repeats, deadline)
         except _Invalid as e:
-            return ScoreResult.invalid(str(e), log=_tail(log_path))
+            return ScoreResult.invalid(str(e), log=procs.log_tail(log_path))
         except ChannelTimeout:
             return ScoreResult.invalid(
                 f"timed out: the score call did not finish within {ctx.timeout_s:.0f} s",
-                log=_tail(log_path),
+                log=procs.log_tail(log_path),
             )
         except ChannelClosed:
             proc.wait(timeout=5)
             return ScoreResult.invalid(
                 f"the solution process exited (code {proc.returncode}); its last output:\n"
-                + _tail(log_path),
+                + procs.log_tail(log_path),
             )
         finally:
             chan.close()
             io.close()
-            _stop(proc)
+            procs.stop_scoring_process(proc)
             shutil.rmtree(io_dir, ignore_errors=True)
         return times_ms
 
@@ -352,20 +352,3 @@ def open_fifos(io_dir: Path, proc: subprocess.Popen[bytes], deadline: float) -> 
     rfd = os.open(io_dir / "from_runner", os.O_RDONLY | os.O_NONBLOCK)
     os.set_blocking(rfd, True)
     return rfd, wfd
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    procs.kill_tree(proc.pid, include_root=True)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
-    cgroup = getattr(proc, "rebench_cgroup", None)
-    if cgroup is not None:
-        cgroup.remove()
-
-
-def _tail(path: Path, limit: int = 3000) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return ""
-    return data[-limit:].decode("utf-8", errors="replace")

@@ -23,7 +23,6 @@ noise added) fails step 5, because the training data differs on every call.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import math
 import shutil
@@ -46,7 +45,6 @@ RUN_ROOT = "/rbscore"
 #: what a previous run leaves in solution/; deleted before every scored run
 OUTPUT_DIRS = frozenset({"trained_model", "finetuning_tokens", "ftout", "__pycache__"})
 STALE_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".distcp")
-LOG_LIMIT = 3000
 COMPARE_MODULE = "rebench_gym.tasks.optimize_llm_foundry.compare"
 
 
@@ -258,19 +256,19 @@ class OptimizeLLMFoundryTask(Task):
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _stop(proc)
+                procs.stop_scoring_process(proc)
                 return 0.0, ScoreResult.invalid(
                     f"timed out: finetune.sh ({who}) did not finish within the score call's "
                     f"{ctx.timeout_s:.0f} s",
-                    log=_tail(log_path),
+                    log=procs.log_tail(log_path),
                 )
             seconds = time.monotonic() - start
             # Nothing may outlive the script: background work would finish after the clock stops.
-            _stop(proc)
+            procs.stop_scoring_process(proc)
         if proc.returncode != 0:
             return seconds, ScoreResult.invalid(
                 f"finetune.sh ({who}) exited with code {proc.returncode}; its last output:\n"
-                + _tail(log_path),
+                + procs.log_tail(log_path),
             )
         return seconds, None
 
@@ -295,20 +293,3 @@ def run_comparison(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
 
 def _tree_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    procs.kill_tree(proc.pid, include_root=True)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
-    cgroup = getattr(proc, "rebench_cgroup", None)
-    if cgroup is not None:
-        cgroup.remove()
-
-
-def _tail(path: Path, limit: int = LOG_LIMIT) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return ""
-    return data[-limit:].decode("utf-8", errors="replace")

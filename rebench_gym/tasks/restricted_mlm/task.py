@@ -22,7 +22,6 @@ source line.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -171,11 +170,12 @@ class RestrictedMLMTask(Task):
         except subprocess.TimeoutExpired:
             timed_out = True
         finally:
-            _stop(proc)  # the whole tree: nothing may change the files while we read them
+            # the whole tree: nothing may change the files while we read them
+            procs.stop_scoring_process(proc)
         if timed_out:
             return ScoreResult.invalid(
                 f"timed out: loading and capturing the model took over {ctx.timeout_s:.0f} s",
-                log=_tail(log_path),
+                log=procs.log_tail(log_path),
             )
         private = ctx.work_dir / "captured"
         private.mkdir()
@@ -188,11 +188,11 @@ class RestrictedMLMTask(Task):
                 error = str(json.loads((private / "error.json").read_text())["error"])
             except (ValueError, KeyError, TypeError):
                 error = "the capture step failed"
-            return ScoreResult.invalid(error, log=_tail(log_path))
+            return ScoreResult.invalid(error, log=procs.log_tail(log_path))
         if not ((private / "graph.json").exists() and (private / "weights.pt").exists()):
             return ScoreResult.invalid(
                 f"the capture step exited (code {proc.returncode}) without a result:\n"
-                + _tail(log_path)
+                + procs.log_tail(log_path)
             )
         return private
 
@@ -274,20 +274,3 @@ def _copy_regular(src: Path, dest: Path, limit: int) -> None:
             shutil.copyfileobj(fin, fout, 1 << 20)
     finally:
         os.close(fd)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    procs.kill_tree(proc.pid, include_root=True)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
-    cgroup = getattr(proc, "rebench_cgroup", None)
-    if cgroup is not None:
-        cgroup.remove()
-
-
-def _tail(path: Path, limit: int = 3000) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return ""
-    return data[-limit:].decode("utf-8", errors="replace")

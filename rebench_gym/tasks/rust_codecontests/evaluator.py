@@ -18,7 +18,6 @@ Outputs are compared line by line, ignoring trailing spaces and trailing blank l
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -302,7 +301,7 @@ class RustEvaluator:
                     status = "timeout"
         finally:
             os.close(rfd)
-            _stop(proc)
+            procs.stop_scoring_process(proc)
         if status == "ok" and proc.returncode != 0:
             code = proc.returncode
             # bash's exec makes the program the process; bwrap reports its status as 128+N.
@@ -377,12 +376,3 @@ def outputs_match(got: str, expected: str) -> bool:
         return lines
 
     return norm(got) == norm(expected)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    procs.kill_tree(proc.pid, include_root=True)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
-    cgroup = getattr(proc, "rebench_cgroup", None)
-    if cgroup is not None:
-        cgroup.remove()

@@ -251,11 +251,11 @@ class RustCodecontestsTask(Task):
                 note = (
                     f"generation stopped after {timeout:.0f} s; unfinished problems count as failed"
                 )
-            _stop(proc)
+            procs.stop_scoring_process(proc)
             usage = proxy.info()
         finally:
             proxy.close()
-        log_text = _tail(log_path)
+        log_text = procs.log_tail(log_path)
         if proc.returncode == 3 and "IMPORT-ERROR" in log_text:
             return ScoreResult.invalid(f"could not import solution/{MODULE}:\n{log_text}")
         names = {str(p["name"]) for p in problems}
@@ -299,19 +299,3 @@ def _kind(message: str) -> str:
     if ": " in message and message.startswith("test "):
         return message.split(": ", 1)[1]
     return message
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    procs.kill_tree(proc.pid, include_root=True)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
-    cgroup = getattr(proc, "rebench_cgroup", None)
-    if cgroup is not None:
-        cgroup.remove()
-
-
-def _tail(path: Path, limit: int = 3000) -> str:
-    try:
-        return path.read_bytes()[-limit:].decode("utf-8", errors="replace")
-    except OSError:
-        return ""
