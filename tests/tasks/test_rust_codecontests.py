@@ -285,7 +285,7 @@ def test_pathological_programs_fail_and_env_keeps_running(env, model) -> None:  
     assert bad >= 2
     assert info["score"]["raw"] == pytest.approx((len(held_out) - bad) / len(held_out))
     assert elapsed < 120
-    assert re.search(r"timeout|output_limit|signal|exit", info["score"]["message"])
+    assert re.search(r"timeout|output limit|runtime error", info["score"]["message"])
     obs, *_ = env.step("echo still-alive")
     assert "still-alive" in obs["terminal"]
 
@@ -381,3 +381,122 @@ def test_env_checker_and_unconfigured_endpoint(cache_dir: Path) -> None:
             bad.reset()
     finally:
         bad.close()
+
+
+# ----- held-out problems must not leak through what a score call reports (issue #21) ----------
+_READ_PROBLEMS = """
+import sys
+
+PROBLEM_FILE = sys.argv[sys.argv.index("--problems") + 1]
+TEXT = open(PROBLEM_FILE).read()
+"""
+LEAKY_SCAFFOLDS = {
+    # The module raises while it is imported, its exception text the held-out problem file.
+    "raise_at_import": _READ_PROBLEMS + "raise ValueError(TEXT)\n",
+    # generate_solution raises with the problem's statement and public tests.
+    "raise_per_problem": _READ_PROBLEMS
+    + "async def generate_solution(client, semaphore, problem):\n"
+    + "    raise ValueError(str(problem))\n",
+    # It raises an exception class named after the statement (type names are not free text).
+    "raise_named_type": _READ_PROBLEMS
+    + "async def generate_solution(client, semaphore, problem):\n"
+    + "    text = problem['description'].split('\\n\\n', 1)[1][:40]\n"
+    + "    raise type(''.join(c for c in text if c.isalnum()), (Exception,), {})()\n",
+    # It prints everything to stdout and stderr, then makes the process exit with an error.
+    "print_then_fail": _READ_PROBLEMS
+    + "import atexit, os\n"
+    + "print(TEXT, flush=True)\n"
+    + "print(TEXT, file=sys.stderr, flush=True)\n"
+    + "atexit.register(lambda: os._exit(1))\n"
+    + "async def generate_solution(client, semaphore, problem):\n"
+    + "    print(problem['description'], flush=True)\n"
+    + "    print(problem['description'], file=sys.stderr, flush=True)\n"
+    + "    return 'fn main() {}'\n",
+}
+
+
+def _held_out_slices(env) -> list[str]:  # type: ignore[no-untyped-def]
+    """A distinctive 40-character slice of every held-out statement (its first sentence)."""
+    test_split = get_task("rust_codecontests").load_split(
+        "mini", Path(env.unwrapped._cache), "test"
+    )
+    slices = []
+    for problem in test_split:
+        _title, body = problem["description"].split("\n\n", 1)
+        slices.append(body[:40])
+    assert len(slices) == 23 and all(len(s) == 40 for s in slices)
+    return slices
+
+
+def _alnum(text: str) -> str:
+    return "".join(c for c in text if c.isalnum())
+
+
+def _reported_text(obs: dict[str, str], info: dict[str, Any]) -> str:
+    """Everything a score call shows the agent: observation, info (score, score_log, ...)."""
+    return obs["terminal"] + "\n" + json.dumps(info, default=str)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(LEAKY_SCAFFOLDS))
+def test_scaffold_output_on_held_out_problems_is_never_reported(env, model, name: str) -> None:  # type: ignore[no-untyped-def]
+    env.reset()
+    env.step(actions.write_file("solution/solve_code_contests_rust.py", LEAKY_SCAFFOLDS[name]))
+    obs, _, _, _, info = env.step("score")
+    shown = _reported_text(obs, info)
+    leaked = [s for s in _held_out_slices(env) if s in shown]
+    assert not leaked, f"{len(leaked)} held-out statements leaked: {shown[:2000]}"
+    squeezed = _alnum(shown)  # also with spaces and punctuation dropped
+    assert not [s for s in _held_out_slices(env) if _alnum(s) in squeezed], shown[:2000]
+    message = info["score"]["message"]
+    # What an honest agent still learns: what went wrong, as counts and exception kinds.
+    if name == "raise_at_import":
+        assert not info["score"]["valid"]
+        assert "could not import" in message and "ValueError" in message, message
+        assert "run_scaffold.py" in message  # where to see the traceback: the visible problems
+    elif name == "raise_named_type":
+        assert "generate_solution failed on 23 of 23" in message, message
+        assert "another exception 23" in message, message
+    elif name == "raise_per_problem":
+        assert info["score"]["valid"]
+        assert "generate_solution failed on 23 of 23" in message and "ValueError" in message, (
+            message
+        )
+    else:
+        assert info["score"]["valid"]
+        assert "exited with an error" in message, message
+
+
+# A program that passes the public tests (hard-coded, as the scaffold sees them) and on every
+# other (hidden) test exits with the first byte of that input as its status.
+_EXIT_CODE_SCAFFOLD = """
+def _raw(text):
+    return 'r#"' + text + '"#'
+
+
+async def generate_solution(client, semaphore, problem):
+    tests = problem["public_tests"]
+    arms = "".join(
+        "    if s == " + _raw(i) + " { print!(\\"{}\\", " + _raw(o) + "); return; }\\n"
+        for i, o in zip(tests["input"], tests["output"])
+    )
+    return (
+        "use std::io::Read;\\nfn main() {\\n"
+        "    let mut s = String::new();\\n"
+        "    std::io::stdin().read_to_string(&mut s).unwrap();\\n"
+        + arms
+        + "    std::process::exit(100 + (s.as_bytes()[0] % 100) as i32);\\n}\\n"
+    )
+"""
+
+
+@pytest.mark.slow
+def test_program_exit_status_on_hidden_tests_is_not_reported(env, model) -> None:  # type: ignore[no-untyped-def]
+    env.reset()
+    env.step(actions.write_file("solution/solve_code_contests_rust.py", _EXIT_CODE_SCAFFOLD))
+    obs, _, _, _, info = env.step("score")
+    message = info["score"]["message"]
+    assert info["score"]["valid"] and info["score"]["raw"] == 0.0, message
+    # Every program ran past its public tests and failed on a hidden one: a runtime error.
+    assert "runtime error" in message, message
+    assert not re.search(r"\b(exit|status|code) 1\d\d\b", _reported_text(obs, info)), message

@@ -94,6 +94,53 @@ def test_malformed_answers_are_invalid(task: ScalingLawTask, bad: object) -> Non
     assert not result.valid and result.message
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        answer(14.9, 3200, 1.35),  # a width that is not a whole number (issue #21)
+        answer(14, 3200.5, 1.35),
+        {"n_embd": 14, "max_iters": "3200", "loss_prediction": 1.35},
+        {"n_embd": 14, "max_iters": False, "loss_prediction": 1.35},
+        {"n_embd": None, "max_iters": 3200, "loss_prediction": 1.35},
+        {"n_embd": 14, "max_iters": 3200, "loss_prediction": True},
+        answer(14, 3200, float("inf")),
+    ],
+)
+def test_widths_and_iteration_counts_must_be_whole_numbers(
+    task: ScalingLawTask, bad: object
+) -> None:
+    result = task.score_answer(bad, "mini")
+    assert not result.valid and result.message
+
+
+def test_whole_floats_count_as_integers(task: ScalingLawTask) -> None:
+    # JSON does not tell 3200 from 3200.0 or 3.2e3; all three are the same answer.
+    exact = task.score_answer(answer(14, 3200, 1.35), "mini")
+    assert exact.valid
+    for same in (
+        answer(14.0, 3200.0, 1.35),
+        json.loads('{"n_embd": 1.4e1, "max_iters": 3.2e3, "loss_prediction": 1.35}'),
+    ):
+        result = task.score_answer(same, "mini")
+        assert result.valid and result.raw == exact.raw, result
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"n_embd": 1%s, "max_iters": 3200, "loss_prediction": 1.35}' % ("0" * 400),
+        '{"n_embd": 14, "max_iters": 1%s, "loss_prediction": 1.35}' % ("0" * 4000),
+        '{"n_embd": 14, "max_iters": 3200, "loss_prediction": 1%s}' % ("0" * 400),
+        '{"n_embd": 1e400, "max_iters": 3200, "loss_prediction": 1.35}',
+        '{"n_embd": 1e200, "max_iters": 1e200, "loss_prediction": 1.35}',
+    ],
+)
+def test_huge_numbers_are_invalid_answers_not_errors(task: ScalingLawTask, text: str) -> None:
+    result = task.score_answer(json.loads(text), "mini")  # never raises (its docstring says so)
+    assert not result.valid and result.message
+    assert len(result.message) < 300
+
+
 def test_interpolation_is_linear_in_log_iters_and_clamped() -> None:
     sweep = [(100.0, 3.0), (400.0, 2.0), (1600.0, 2.5)]
     assert interpolate_loss(sweep, 400) == pytest.approx(2.0)

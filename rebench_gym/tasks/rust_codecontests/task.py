@@ -27,8 +27,10 @@ problems filtered to easy ones, from ``rebench assets prepare ... --source PATH`
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
+import math
 import shutil
 import subprocess
 import time
@@ -64,6 +66,53 @@ STATEMENT_FIELDS = (
     "memory_limit_bytes",
 )
 MAX_PROGRAM_CHARS = 1_000_000
+#: exception type names a score message may repeat: Python's own and the OpenAI client's. The
+#: scaffold runs on held-out problems, so nothing it chooses (its output, exception texts, a
+#: made-up class name) may reach the agent; a name outside this fixed set is "another exception".
+KNOWN_EXCEPTIONS = frozenset(
+    name
+    for name, value in vars(builtins).items()
+    if isinstance(value, type) and issubclass(value, BaseException)
+) | frozenset(
+    (
+        "APIError",
+        "APIStatusError",
+        "APIConnectionError",
+        "APITimeoutError",
+        "APIResponseValidationError",
+        "BadRequestError",
+        "AuthenticationError",
+        "PermissionDeniedError",
+        "NotFoundError",
+        "ConflictError",
+        "UnprocessableEntityError",
+        "RateLimitError",
+        "InternalServerError",
+        "LengthFinishReasonError",
+        "ContentFilterFinishReasonError",
+        "OpenAIError",
+        "CancelledError",
+        "JSONDecodeError",
+    )
+)
+OTHER_EXCEPTION = "another exception"
+#: how a failed problem is reported: a fixed set of kinds, never the program's own output,
+#: exit status or the compiler's text (programs and compile errors derive from held-out data)
+FAILURE_KINDS = (
+    "no program",
+    "compile error",
+    "wrong answer",
+    "timeout",
+    "output limit",
+    "runtime error",
+    "problem time limit",
+    "evaluation time limit",
+    "evaluation failed",
+)
+DEBUG_HINT = (
+    "the scaffold's output and exception texts on held-out problems are never shown; run "
+    "`python run_scaffold.py --problems data/valid.jsonl --evaluate` to see them"
+)
 
 
 class RustCodecontestsTask(Task):
@@ -166,10 +215,9 @@ class RustCodecontestsTask(Task):
         message = (
             f"solved {solved}/{len(problems)} held-out problems"
             + (f" (failed: {failures})" if failures else "")
-            + f"; {len(programs)} programs returned; scoring LLM usage: "
-            + f"{usage['requests']} calls, {usage['total_tokens']} tokens"
-            + (f", ${usage['cost']:.4f}" if usage.get("cost") is not None else "")
+            + f"; {len(programs)} programs returned"
             + (f"; {note}" if note else "")
+            + f"; scoring LLM usage: {_usage_text(usage)}"
         )
         return ScoreResult(
             raw=solved / len(problems),
@@ -178,7 +226,7 @@ class RustCodecontestsTask(Task):
             details={
                 "solved": solved,
                 "problems": len(problems),
-                "results": {r.name: r.message for r in results},
+                "results": {r.name: _kind(r.message) for r in results},
                 "llm_usage": usage,
             },
         )
@@ -226,6 +274,8 @@ class RustCodecontestsTask(Task):
                         str(params.get("concurrency", 8)),
                         "--per-problem-timeout",
                         str(params.get("per_problem_timeout_s", 300)),
+                        "--status",
+                        f"{SCORE_ROOT}/out/status.json",
                     ],
                     binds=[
                         Bind(harness, f"{SCORE_ROOT}/harness"),
@@ -255,21 +305,38 @@ class RustCodecontestsTask(Task):
             usage = proxy.info()
         finally:
             proxy.close()
-        log_text = procs.log_tail(log_path)
-        if proc.returncode == 3 and "IMPORT-ERROR" in log_text:
-            return ScoreResult.invalid(f"could not import solution/{MODULE}:\n{log_text}")
+        # The log (what the scaffold printed) is never read back: the module saw the held-out
+        # problems. Only type names from a fixed set and counts reach the message.
+        if proc.returncode == 3:
+            import_error = _import_error(out / "status.json")
+            if import_error is not None:
+                return ScoreResult.invalid(
+                    f"could not import solution/{MODULE}: it raised {import_error} ({DEBUG_HINT})"
+                )
         names = {str(p["name"]) for p in problems}
         programs: dict[str, str] = {}
+        raised: Counter[str] = Counter()
+        seen: set[str] = set()
         with open(out / "results.jsonl", errors="replace") as fh:
             for line in fh:
-                with contextlib.suppress(ValueError, TypeError, AttributeError):
+                with contextlib.suppress(ValueError, TypeError, AttributeError, RecursionError):
                     record = json.loads(line)
                     name, code = str(record.get("name")), record.get("code")
-                    if name in names and name not in programs and isinstance(code, str):
+                    if name not in names or name in seen:
+                        continue
+                    seen.add(name)
+                    if isinstance(code, str) and code:
                         programs[name] = code[:MAX_PROGRAM_CHARS]
+                    elif record.get("error_type"):
+                        raised[_exception_name(record.get("error_type"))] += 1
+        notes = [note] if note else []
+        if raised:
+            notes.append(_raised_text(raised, len(problems)))
         if not note and proc.returncode not in (0, None):
-            note = f"the scaffold process exited with code {proc.returncode}: {log_text[-500:]}"
-        return programs, usage, note
+            notes.append("the scaffold process exited with an error before it finished")
+        if notes:
+            notes.append(DEBUG_HINT)
+        return programs, usage, "; ".join(notes)
 
     def reference_actions(self, scale: Scale) -> list[str]:
         from rebench_gym import actions
@@ -294,8 +361,65 @@ def _write_splits(splits: dict[str, list[dict[str, Any]]]) -> Any:
 
 
 def _kind(message: str) -> str:
+    """The failure kind (one of :data:`FAILURE_KINDS`) of an evaluator's problem message."""
     if message.startswith("compile error"):
         return "compile error"
-    if ": " in message and message.startswith("test "):
-        return message.split(": ", 1)[1]
-    return message
+    if message == "total time limit exceeded":
+        return "problem time limit"
+    if message.startswith("evaluation failed"):
+        return "evaluation failed"
+    if message.startswith("test ") and ": " in message:
+        status = message.split(": ", 1)[1]
+        if status in ("wrong answer", "timeout"):
+            return status
+        if status == "output_limit":
+            return "output limit"
+        return "runtime error"  # "exit N" / "signal N": N is the program's to choose
+    if message in FAILURE_KINDS:
+        return message
+    return "evaluation failed"
+
+
+def _exception_name(value: Any) -> str:
+    """A scaffold's exception type name as a score message may show it (see KNOWN_EXCEPTIONS)."""
+    if value == "timeout":
+        return "timeout"
+    if value == "not_str":
+        return "a non-string result"
+    return value if isinstance(value, str) and value in KNOWN_EXCEPTIONS else OTHER_EXCEPTION
+
+
+def _raised_text(raised: Counter[str], total: int) -> str:
+    """``generate_solution failed on 3 of 23 problems (ValueError 2, timeout 1)``."""
+    count = sum(raised.values())
+    kinds = ", ".join(f"{name} {n}" for name, n in raised.most_common())
+    return f"generate_solution failed on {count} of {total} problems ({kinds})"
+
+
+def _import_error(path: Path) -> str | None:
+    """The exception type noted by the harness when the module failed to import, if any."""
+    try:
+        with open(path, "rb") as fh:
+            data = json.loads(fh.read(4096))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or "import_error" not in data:
+        return None
+    return _exception_name(data["import_error"])
+
+
+def _round(value: float) -> str:
+    """Two significant digits: usage numbers are the scaffold's to choose, so a coarse count."""
+    if not (math.isfinite(value) and value > 0):
+        return "0"
+    rounded = float(f"{value:.2g}")
+    return f"{rounded:,.0f}" if rounded >= 10 else f"{rounded:g}"
+
+
+def _usage_text(usage: dict[str, Any]) -> str:
+    """The scoring proxy's usage to two significant digits (it is counted exactly elsewhere)."""
+    text = f"about {_round(float(usage.get('requests', 0)))} calls, "
+    text += f"{_round(float(usage.get('total_tokens', 0)))} tokens"
+    if usage.get("cost") is not None:
+        text += f", ${_round(float(usage['cost']))}"
+    return text

@@ -83,6 +83,12 @@ def score_answer(
 ) -> ScoreResult:
     """Score a parsed ``answer.json`` against a sweep; pure Python, never raises.
 
+    ``n_embd`` and ``max_iters`` must be whole numbers of at least 1: JSON integers, or numbers
+    with no fractional part such as ``1e3`` or ``14.0`` (JSON does not tell them apart, and many
+    writers emit whole floats). ``14.9``, ``"14"``, ``true`` and ``null`` are invalid.
+    ``loss_prediction`` is any finite number. Values too large for a float, and answers whose
+    FLOPs overflow, are invalid answers like any other out-of-band answer, not errors.
+
     Args:
         answer: the parsed JSON (anything; bad shapes are invalid).
         sweep: ``(max_iters, loss)`` pairs along the budget's iso-FLOP line.
@@ -96,23 +102,32 @@ def score_answer(
     missing = [k for k in ("n_embd", "max_iters", "loss_prediction") if k not in answer]
     if missing:
         return ScoreResult.invalid(f"answer.json lacks {', '.join(missing)}")
-    values: dict[str, float] = {}
-    for key in ("n_embd", "max_iters", "loss_prediction"):
-        v = answer[key]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            return ScoreResult.invalid(f"{key} must be a finite number, not {v!r}")
-        values[key] = float(v)
-    n_embd, max_iters, prediction = values["n_embd"], values["max_iters"], values["loss_prediction"]
-    if n_embd < 1 or max_iters < 1:
-        return ScoreResult.invalid("n_embd and max_iters must be at least 1")
-    flops = training_flops(n_embd, max_iters, fixed)
-    ratio = flops / budget
-    low, high = band
-    if not low <= ratio <= high:
+    sizes: dict[str, int] = {}
+    for key in ("n_embd", "max_iters"):
+        whole = _whole_number(answer[key])
+        if whole is None or whole < 1:
+            return ScoreResult.invalid(
+                f"{key} must be a whole number of at least 1, not {_short(answer[key])}"
+            )
+        sizes[key] = whole
+    prediction = _finite(answer["loss_prediction"])
+    if prediction is None:
         return ScoreResult.invalid(
-            f"the answer's run needs {flops:.3e} FLOPs = {ratio:.3g}x the {budget:.3g} budget; "
-            f"valid answers use {low:g}x to {high:g}x of it"
+            f"loss_prediction must be a finite number, not {_short(answer['loss_prediction'])}"
         )
+    n_embd, max_iters = sizes["n_embd"], sizes["max_iters"]
+    # Exact integer FLOPs: Python compares ints with floats exactly, so nothing overflows.
+    per_iter = int(fixed["n_layer"]) * 12 * 6 * int(fixed["block_size"]) * int(fixed["batch_size"])
+    flops = per_iter * n_embd**2 * max_iters
+    low, high = band
+    if not low * budget <= flops <= high * budget:
+        size = f"{flops:.3e} FLOPs" if flops < 1e300 else "more than 1e300 FLOPs"
+        ratio_text = f" = {flops / budget:.3g}x the {budget:.3g} budget" if flops < 1e300 else ""
+        return ScoreResult.invalid(
+            f"the answer's run needs {size}{ratio_text}; valid answers use {low:g}x to "
+            f"{high:g}x of the {budget:.3g} budget"
+        )
+    ratio = flops / budget
     at_iters = interpolate_loss(sweep, max_iters)
     # Below the tolerated shortfall, read the loss also where this width would spend (that
     # fraction of) the budget: a narrow model is not credited with a wider model's loss.
@@ -120,12 +135,44 @@ def score_answer(
     loss = max(at_iters, at_width)
     best = min(v for _, v in sweep)
     raw = 1.0 - ((loss - best) + abs(prediction - loss))
+    if not math.isfinite(raw):  # a prediction near the float limit
+        return ScoreResult.invalid("loss_prediction is too far from any loss to score")
     return ScoreResult(
         raw=raw,
         valid=True,
         message="answer recorded",
         details={"loss": loss, "optimal_loss": best, "flops_ratio": ratio},
     )
+
+
+def _whole_number(value: Any) -> int | None:
+    """``value`` as an int if it is a JSON integer or a float without a fractional part."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite float, or None (bools, strings, NaN, infinities, huge ints)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A short repr of an answer's value for a message."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**limit:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class ScalingLawTask(Task):
@@ -266,6 +313,8 @@ class ScalingLawTask(Task):
             answer = json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as e:
             return ScoreResult.invalid(f"solution/{ANSWER} is not valid JSON: {e}")
+        except RecursionError:
+            return ScoreResult.invalid(f"solution/{ANSWER} is nested too deeply")
         return self.score_answer(answer, ctx.scale)
 
 

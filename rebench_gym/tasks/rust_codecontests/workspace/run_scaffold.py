@@ -7,7 +7,10 @@ once per problem (concurrently; the semaphore bounds concurrent model calls), wr
 line per problem to ``--out`` as soon as it is done, and with ``--evaluate`` compiles and tests
 each program on all the tests the problem file has, printing the fraction solved. The scorer
 runs this same file on the held-out problems (which carry only their public tests), then
-compiles and tests the programs itself in a separate process.
+compiles and tests the programs itself in a separate process. There, what your module prints
+and the text of its exceptions are never shown to you (they could hold the held-out problems):
+the score message gives only counts and exception type names. Run this file on the visible
+problems to see tracebacks and output.
 """
 
 from __future__ import annotations
@@ -43,8 +46,10 @@ async def run(args: argparse.Namespace) -> int:
     try:
         module = load_module(Path(args.solution))
         generate = module.generate_solution
-    except Exception:
+    except Exception as e:
         print("IMPORT-ERROR\n" + traceback.format_exc(), file=sys.stderr, flush=True)
+        if args.status:  # the exception's type name only: the scorer shows nothing else
+            Path(args.status).write_text(json.dumps({"import_error": type(e).__name__}))
         return 3
     client = utils.make_client()
     semaphore = asyncio.Semaphore(args.concurrency)
@@ -54,19 +59,25 @@ async def run(args: argparse.Namespace) -> int:
     async def one(problem: dict) -> None:
         nonlocal solved
         started = time.monotonic()
-        code, error = "", ""
+        code, error, kind = "", "", ""
         try:
             code = await asyncio.wait_for(
                 generate(client, semaphore, problem), timeout=args.per_problem_timeout
             )
             if not isinstance(code, str):
+                kind = "not_str"
                 code, error = "", f"generate_solution returned {type(code).__name__}, not str"
         except asyncio.TimeoutError:
+            kind = "timeout"
             error = f"generate_solution took more than {args.per_problem_timeout:g} s"
         except Exception as e:
-            error = f"{type(e).__name__}: {e}"
+            kind = type(e).__name__
+            error = f"{kind}: {e}"
         record = {
-            "name": problem["name"], "code": code, "error": error,
+            "name": problem["name"],
+            "code": code,
+            "error": error,
+            "error_type": kind,
             "seconds": round(time.monotonic() - started, 3),
         }
         if args.evaluate and code:
@@ -85,11 +96,14 @@ async def run(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--problems", default=str(HERE / "data" / "valid.jsonl"))
-    parser.add_argument("--solution", default=str(HERE / "solution" / "solve_code_contests_rust.py"))
+    parser.add_argument(
+        "--solution", default=str(HERE / "solution" / "solve_code_contests_rust.py")
+    )
     parser.add_argument("--out", default="/dev/stdout")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--per-problem-timeout", type=float, default=300.0)
     parser.add_argument("--evaluate", action="store_true")
+    parser.add_argument("--status", default="", help="where to note an import error's type")
     return asyncio.run(run(parser.parse_args()))
 
 
