@@ -8,6 +8,11 @@ this score call, the mask id, the expected logits width and the device. The grap
 against the operator allowlist and executed by :class:`~rebench_gym.lm.op_guard.GraphRunner`;
 no code of the agent's runs here. Prints one JSON line: ``{"loss": float, "tokens": int}``,
 ``{"violation": str}`` or ``{"error": str}``.
+
+The graph runs first on a batch of token id 0 (public input): an error or rule violation there
+is reported in full. On the held-out windows, an error's text could carry the data (an indexing
+error names the index, which a graph can compute from the token ids), so a failure there is
+reported without it, with a hint to reproduce it on the training tokens.
 """
 
 from __future__ import annotations
@@ -46,6 +51,41 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
     if seq != int(spec["seq_len"]):
         return {"error": f"the graph was captured for {seq} tokens, not {spec['seq_len']}"}
     vocab = int(spec["vocab"])
+    # A dry run on public input: errors that do not depend on the data show in full here.
+    shape_error = _check_logits(
+        runner(torch.zeros(batch, seq, dtype=torch.long)), batch, seq, vocab
+    )
+    if shape_error:
+        return {"error": shape_error}
+    try:
+        return _held_out_loss(spec, runner, batch, seq, vocab)
+    except Exception as e:  # the text may quote held-out values: never passed on
+        return {"error": HELD_OUT_FAILURE.format(kind=type(e).__name__)}
+
+
+HELD_OUT_FAILURE = (
+    "the forward pass ran on token id 0 but failed on the held-out data ({kind}); the error's "
+    "text is not shown because it can quote held-out values: run your model on windows of "
+    "data/train.bin (with 15% of the positions masked) to find it"
+)
+
+
+def _check_logits(logits: torch.Tensor, batch: int, seq: int, vocab: int) -> str:
+    """Why ``logits`` are not ``[batch, seq, vocab]`` floats ("" when they are)."""
+    if tuple(logits.shape) != (batch, seq, vocab):
+        return (
+            f"the logits have shape {tuple(logits.shape)}; expected "
+            f"[batch, seq, vocab] = {[batch, seq, vocab]}"
+        )
+    if not logits.is_floating_point():
+        return f"the logits must be floating point, not {logits.dtype}"
+    return ""
+
+
+def _held_out_loss(
+    spec: dict[str, Any], runner: GraphRunner, batch: int, seq: int, vocab: int
+) -> dict[str, Any]:
+    """The masked-token loss on fresh held-out windows (errors propagate to the caller)."""
     seed = int(spec["seed"])
     tokens = held_out_windows(read_tokens(Path(spec["tokens"])), seq, int(spec["n_seqs"]), seed)
     gen = torch.Generator().manual_seed(seed)
@@ -57,13 +97,9 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
             rows = torch.cat([rows, rows[:1].expand(batch - n, -1)])
         masked = mask_tokens(rows, int(spec["mask_id"]), gen)
         logits = runner(masked.inputs)
-        if tuple(logits.shape) != (batch, seq, vocab):
-            return {
-                "error": f"the logits have shape {tuple(logits.shape)}; expected "
-                f"[batch, seq, vocab] = {[batch, seq, vocab]}"
-            }
-        if not logits.is_floating_point():
-            return {"error": f"the logits must be floating point, not {logits.dtype}"}
+        shape_error = _check_logits(logits, batch, seq, vocab)
+        if shape_error:  # the same shapes as in the dry run, whatever the data
+            return {"error": shape_error}
         keep = masked.mask.clone()
         keep[n:] = False
         part = type(masked)(inputs=masked.inputs, targets=masked.targets, mask=keep)
@@ -72,7 +108,7 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
         count += c
     loss = total / max(count, 1)
     if not torch.isfinite(torch.tensor(loss)):
-        return {"error": f"the loss is not finite ({loss})"}
+        return {"error": "the loss on the held-out data is not finite"}
     return {"loss": loss, "tokens": count}
 
 

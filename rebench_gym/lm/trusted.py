@@ -4,12 +4,18 @@ Scorers that must not execute the agent's code in their own process (checkpoint 
 graph execution, sampling) hand the work to a fresh interpreter. The worker prints one JSON line
 last: a result, ``{"error": ...}`` or ``{"violation": ...}``. Every way it can fail (timeout,
 out of memory, crash, no result) becomes a message for an invalid score, never an exception.
+
+Workers run on hidden data (held-out tokens, held-out instructions), so what they print to
+stderr is never passed on: a crash is reported by its exit status and the type name of the last
+exception. A worker's own ``error`` and ``violation`` texts reach the agent as they are, so each
+worker must keep text derived from hidden data out of them.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from typing import Any
@@ -32,18 +38,32 @@ def run_worker(
         return None, f"{what} timed out after {timeout:.0f} s"
     if proc.returncode != 0:
         reason = "ran out of memory" if proc.returncode in (-9, 137) else "crashed"
-        return None, f"{what} {reason} (exit {proc.returncode}): {proc.stderr[-1500:]}"
+        return None, f"{what} {reason} (exit {proc.returncode}){_last_exception(proc.stderr)}"
     try:
         result = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        return None, f"{what} gave no result: {proc.stderr[-1500:]}"
+        return None, f"{what} gave no result{_last_exception(proc.stderr)}"
     if not isinstance(result, dict):
-        return None, f"{what} gave no result: {proc.stderr[-1500:]}"
+        return None, f"{what} gave no result{_last_exception(proc.stderr)}"
     if "violation" in result:
         return None, f"rule violation: {result['violation']}"
     if "error" in result:
         return None, str(result["error"])
     return result, ""
+
+
+#: a traceback's last line: an exception class name (dotted, ending like one), then ":" or EOL
+_EXCEPTION_LINE = re.compile(
+    r"^((?:[A-Za-z_]\w{0,40}\.){0,4}[A-Za-z_]\w{0,40}(?:Error|Exception|Exit|Interrupt|Fault))"
+    r"(?::|$)"
+)
+
+
+def _last_exception(stderr: str) -> str:
+    """``": ValueError"`` from a traceback's last line, or "": never the exception's text."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    match = _EXCEPTION_LINE.match(lines[-1]) if lines else None
+    return f": {match.group(1)}" if match else ""
 
 
 def log_loss_score(

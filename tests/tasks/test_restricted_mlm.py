@@ -5,6 +5,7 @@ small stand-in token files."""
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 import time
 from pathlib import Path
@@ -120,6 +121,59 @@ def test_a_forged_capture_cannot_smuggle_an_operator(env) -> None:  # type: igno
         env.step(actions.write_file("solution/model.py", FORGED.format(op=op)))
         _, _, _, _, info = env.step("score")
         assert not info["score"]["valid"] and word in info["score"]["message"], info["score"]
+
+
+# A capture whose forward pass indexes a small table with the held-out token ids times a
+# million: allowed operators throughout, but out of range on real data, and the indexing error's
+# text would name the index, i.e. a held-out token id (issue #21). On token id 0 it runs.
+LEAKY_GRAPH = """
+import json, os
+import torch
+out = os.environ["RB_OUT_DIR"]
+graph = {"format": 1, "inputs": [
+    {"name": "w", "kind": "parameter", "key": "w", "shape": [174, 174], "dtype": "float32"},
+    {"name": "table", "kind": "buffer", "key": "table", "shape": [64, 4], "dtype": "float32"},
+    {"name": "tokens", "kind": "tokens", "key": "", "shape": [64, 128], "dtype": "int64"}],
+  "nodes": [
+    {"name": "e", "op": "aten.embedding.default", "args": [{"ref": "w"}, {"ref": "tokens"}],
+      "kwargs": {}},
+    {"name": "s", "op": "aten.slice.Tensor", "args": [{"ref": "tokens"}, 1, 0, 4], "kwargs": {}},
+    {"name": "m", "op": "aten.mul.Tensor", "args": [{"ref": "s"}, 1000000], "kwargs": {}},
+    {"name": "g", "op": "aten.gather.default", "args": [{"ref": "table"}, 1, {"ref": "m"}],
+      "kwargs": {}},
+    {"name": "t", "op": "aten.sum.default", "args": [{"ref": "g"}], "kwargs": {}},
+    {"name": "o", "op": "aten.add.Tensor", "args": [{"ref": "e"}, {"ref": "t"}], "kwargs": {}}],
+  "output": "o"}
+torch.save({"w": torch.zeros(174, 174), "table": torch.zeros(64, 4)},
+           os.path.join(out, "weights.pt"))
+json.dump(graph, open(os.path.join(out, "graph.json"), "w"))
+os._exit(0)
+"""
+
+
+@pytest.mark.slow
+def test_errors_on_held_out_data_do_not_carry_its_values(env) -> None:  # type: ignore[no-untyped-def]
+    env.reset()
+    env.step(actions.write_file("solution/model.py", LEAKY_GRAPH))
+    obs, _, _, _, info = env.step("score")
+    message = info["score"]["message"]
+    assert not info["score"]["valid"], message
+    shown = obs["terminal"] + "\n" + message + json.dumps(info["score_log"][-1]["message"])
+    assert not re.search(r"\d+000000\b", shown), message  # no held-out id x 1e6 in the text
+    assert "held-out" in message and "train.bin" in message, message  # how to debug it
+    # The same graph fails with its full error text where the data is the agent's own.
+    runner = op_guard.GraphRunner(
+        op_guard.decode_graph(_graph_of(LEAKY_GRAPH)),
+        {"w": torch.zeros(174, 174), "table": torch.zeros(64, 4)},
+    )
+    with pytest.raises(op_guard.GraphFormatError, match="index 5000000 is out of bounds"):
+        runner(torch.full((64, 128), 5))
+
+
+def _graph_of(script: str) -> dict[str, Any]:
+    """The graph a forged-capture script writes (its ``graph = ...`` literal)."""
+    literal = script.split("graph = ", 1)[1].split("\ntorch.save", 1)[0]
+    return dict(json.loads(literal))
 
 
 @pytest.mark.slow
