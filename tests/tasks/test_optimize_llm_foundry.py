@@ -28,7 +28,10 @@ from rebench_gym.tasks import get_task
 from rebench_gym.tasks.optimize_llm_foundry import data as task_data
 from rebench_gym.tasks.optimize_llm_foundry import full
 from rebench_gym.tasks.optimize_llm_foundry.compare import compare, read_safetensors
-from rebench_gym.tasks.optimize_llm_foundry.task import remove_stale_outputs
+from rebench_gym.tasks.optimize_llm_foundry.task import (
+    OptimizeLLMFoundryTask,
+    remove_stale_outputs,
+)
 from tests.conftest import HAVE_BWRAP
 
 ENV_ID = "RE-Bench/OptimizeLLMFoundry-v0"
@@ -353,6 +356,44 @@ def test_shortened_training_is_invalid() -> None:
     assert not score["valid"] and "L1" in score["message"], score
 
 
+# ----- what a failed run reports (issue #21) -----------------------------------------------------
+# A finetune.sh that prints the scored training file and then fails, and one that names a
+# tensor of its trained_model after the file's first prompt (rejected by the comparison).
+PRINT_DATA = 'cd "$(dirname "$0")"\ncat ../train_data.jsonl\ncat ../train_data.jsonl >&2\nexit 1\n'
+NAME_TENSOR = """cd "$(dirname "$0")"
+python3 - <<'PY'
+import json, os, struct
+name = json.loads(open("../train_data.jsonl").readline())["prompt"]
+head = json.dumps({name: {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+os.makedirs("trained_model")
+with open("trained_model/model.safetensors", "wb") as fh:
+    fh.write(struct.pack("<Q", len(head)) + head + bytes(4))
+PY
+"""
+
+
+@pytest.mark.slow
+def test_output_of_runs_on_hidden_data_is_not_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    task = get_task("optimize_llm_foundry")
+    # Mini's scored rows are fresh corpus draws, as public as the example: output is feedback.
+    assert task.spec.scale("mini").params["scored_data_hidden"] is False
+    shown = _score({"solution/finetune.sh": PRINT_DATA})
+    assert not shown["valid"] and '"prompt"' in shown["message"], shown
+    # Full scale trains on hidden pool rows; its rule, tried here on mini's machinery.
+    assert task.spec.scale("full").params["scored_data_hidden"] is True
+    as_full = OptimizeLLMFoundryTask._data_hidden
+    monkeypatch.setattr(OptimizeLLMFoundryTask, "_data_hidden", lambda s, _: as_full(s, "full"))
+    printed = _score({"solution/finetune.sh": PRINT_DATA})
+    assert not printed["valid"], printed
+    assert '"prompt"' not in printed["message"] and '"response"' not in printed["message"]
+    assert "exited with an error" in printed["message"], printed
+    assert "finetune.sh" in printed["message"] and "example" in printed["message"]
+    named = _score({"solution/finetune.sh": NAME_TENSOR})
+    assert not named["valid"] and "parameter names" in named["message"], named
+    # the rejected tensor's name (a prompt: words of the corpus, e.g. "lives in") is not there
+    assert " ." not in named["message"] and "extra" not in named["message"], named
+
+
 def test_compare_runs_as_a_module(tmp_path: Path) -> None:
     ref = hf_model_dir(tmp_path / "ref", tiny_weights(0))
     spec = json.dumps({"candidate": str(ref), "reference": str(ref), "max_bytes": 10**7})
@@ -362,4 +403,4 @@ def test_compare_runs_as_a_module(tmp_path: Path) -> None:
         text=True,
         timeout=120,
     )
-    assert json.loads(out.stdout.splitlines()[-1])["l1"] == 0.0
+    assert json.loads(out.stdout.splitlines()[-1])["comparison"]["l1"] == 0.0

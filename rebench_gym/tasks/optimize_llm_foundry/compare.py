@@ -6,9 +6,10 @@ SPEC_JSON has ``candidate`` and ``reference`` (model directories) and ``max_byte
 the candidate's weight files may hold). Weights are read only from safe formats: a
 ``model.safetensors`` file (parsed here, no code runs) or a ``pytorch_model.bin`` state dict
 loaded with ``weights_only=True``, either possibly sharded with an ``*.index.json``. Both models
-must have the same parameter names and shapes. Prints one JSON line: ``{"l1": float,
-"parameters": int}`` (the total L1 norm of the weight difference, summed in float64) or
-``{"error": str}``.
+must have the same parameter names and shapes. Prints one JSON line, ``{"comparison": C}``,
+``C`` what :func:`compare` returns: ``{"l1": float, "parameters": int}`` (the total L1 norm of
+the weight difference, summed in float64) or ``{"error": str, "kind": str}``, ``kind`` one of
+:data:`ERROR_KINDS` (what a scorer may show when the error's text could carry what the run saw).
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ SAFETENSORS_DTYPES = {
     "BOOL": torch.bool,
 }
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+#: why a candidate was rejected, in words that carry nothing the candidate chose
+ERROR_KINDS = {
+    "missing": "trained_model does not exist",
+    "format": "it is not a plain directory of weights in a supported format with exactly the "
+    "reference's parameter names and shapes",
+    "unreadable": "its weight files could not be read",
+    "non-finite": "the weights hold NaN or infinite values",
+}
 
 
 class ModelFormatError(ValueError):
@@ -155,17 +164,21 @@ def compare(spec: dict[str, Any]) -> dict[str, Any]:
         reference = load_weights(Path(spec["reference"]))
         total = l1_difference(candidate, reference)
     except FileNotFoundError:
-        return {"error": "trained_model does not exist"}
-    except (ModelFormatError, ValueError, RuntimeError, KeyError, TypeError, OSError) as e:
-        return {"error": f"{type(e).__name__}: {e}"}
+        return {"error": "trained_model does not exist", "kind": "missing"}
+    except ModelFormatError as e:
+        return {"error": f"{type(e).__name__}: {e}", "kind": "format"}
+    except (ValueError, RuntimeError, KeyError, TypeError, OSError) as e:
+        return {"error": f"{type(e).__name__}: {e}", "kind": "unreadable"}
     if total != total or total == float("inf"):
-        return {"error": "the weights hold NaN or infinite values"}
+        return {"error": "the weights hold NaN or infinite values", "kind": "non-finite"}
     return {"l1": total, "parameters": sum(t.numel() for t in reference.values())}
 
 
 def main(argv: list[str]) -> int:
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
-    print(json.dumps(compare(json.loads(argv[0]))))
+    # Wrapped, so that a rejection reaches the scorer whole (with its kind), not as the
+    # worker-level {"error": ...} that run_worker turns into a bare message.
+    print(json.dumps({"comparison": compare(json.loads(argv[0]))}))
     return 0
 
 

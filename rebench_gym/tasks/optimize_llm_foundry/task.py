@@ -19,6 +19,12 @@ A score call:
 
 Score: ``ln(seconds)`` of step 3; lower is better. A copied, symlinked or stale model (even with
 noise added) fails step 5, because the training data differs on every call.
+
+What a failed call reports depends on whether the scored data is hidden (``scored_data_hidden``
+in task.yaml). Mini draws fresh rows from the package corpus, like the workspace's example, so
+the end of the run's output is shown. Full trains on pool rows the agent never sees, so nothing
+the run printed or named (its output, file or tensor names in a rejected ``trained_model``)
+comes back: only exit status classes and fixed reasons (:data:`compare.ERROR_KINDS`).
 """
 
 from __future__ import annotations
@@ -40,12 +46,17 @@ from rebench_gym.sandbox.base import Bind
 from rebench_gym.scoring import ScoreResult
 from rebench_gym.tasks.base import ProgressFn, Scale, ScoreContext, Task
 from rebench_gym.tasks.optimize_llm_foundry import data as task_data
+from rebench_gym.tasks.optimize_llm_foundry.compare import ERROR_KINDS
 
 RUN_ROOT = "/rbscore"
 #: what a previous run leaves in solution/; deleted before every scored run
 OUTPUT_DIRS = frozenset({"trained_model", "finetuning_tokens", "ftout", "__pycache__"})
 STALE_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".distcp")
 COMPARE_MODULE = "rebench_gym.tasks.optimize_llm_foundry.compare"
+HIDDEN_NOTE = (
+    "the run trained on hidden data, so what it printed or named is not shown; run "
+    "`bash solution/finetune.sh` in the workspace on the example train_data.jsonl to debug"
+)
 
 
 class OptimizeLLMFoundryTask(Task):
@@ -194,6 +205,9 @@ class OptimizeLLMFoundryTask(Task):
             max(10.0, deadline - time.monotonic()),
         )
         if "error" in result:
+            if self._data_hidden(ctx.scale):
+                reason = ERROR_KINDS.get(str(result.get("kind")), ERROR_KINDS["unreadable"])
+                return ScoreResult.invalid(f"trained_model rejected: {reason} ({HIDDEN_NOTE})")
             return ScoreResult.invalid(f"trained_model rejected: {result['error']}")
         l1 = float(result["l1"])
         details = {"seconds": seconds, "l1": l1, "l1_threshold": threshold}
@@ -209,6 +223,16 @@ class OptimizeLLMFoundryTask(Task):
             message=f"finetune.sh took {seconds:.2f} s; L1 difference to the reference {l1:.3g}",
             details=details,
         )
+
+    def _data_hidden(self, scale: Scale) -> bool:
+        """Whether scored runs train on data the agent never sees (then no output is shown)."""
+        return bool(self.spec.scale(scale).params.get("scored_data_hidden", True))
+
+    def _run_output(self, scale: Scale, log_path: Path) -> str:
+        """The end of a run's output, or why it is not shown."""
+        if self._data_hidden(scale):
+            return f"its output is not shown ({HIDDEN_NOTE})"
+        return "its last output:\n" + procs.log_tail(log_path)
 
     def _assemble_reference(self, scale: Scale, assets: Path, dest: Path) -> None:
         """The reference solution from the package (trusted code), ready to run."""
@@ -259,16 +283,17 @@ class OptimizeLLMFoundryTask(Task):
                 procs.stop_scoring_process(proc)
                 return 0.0, ScoreResult.invalid(
                     f"timed out: finetune.sh ({who}) did not finish within the score call's "
-                    f"{ctx.timeout_s:.0f} s",
-                    log=procs.log_tail(log_path),
+                    f"{ctx.timeout_s:.0f} s; {self._run_output(ctx.scale, log_path)}"
                 )
             seconds = time.monotonic() - start
             # Nothing may outlive the script: background work would finish after the clock stops.
             procs.stop_scoring_process(proc)
         if proc.returncode != 0:
+            status = f"code {proc.returncode}"
+            if self._data_hidden(ctx.scale):  # the status is the script's to choose: a class
+                status = "a signal" if proc.returncode < 0 or proc.returncode > 128 else "an error"
             return seconds, ScoreResult.invalid(
-                f"finetune.sh ({who}) exited with code {proc.returncode}; its last output:\n"
-                + procs.log_tail(log_path),
+                f"finetune.sh ({who}) exited with {status}; {self._run_output(ctx.scale, log_path)}"
             )
         return seconds, None
 
@@ -288,7 +313,12 @@ def remove_stale_outputs(solution: Path) -> None:
 def run_comparison(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
     """Run :mod:`~rebench_gym.tasks.optimize_llm_foundry.compare` in a fresh process."""
     result, error = run_worker(COMPARE_MODULE, spec, timeout, "the comparison")
-    return result if result is not None else {"error": error}
+    if result is None:
+        return {"error": error, "kind": "unreadable"}
+    comparison = result.get("comparison")
+    if not isinstance(comparison, dict):
+        return {"error": "the comparison gave no result", "kind": "unreadable"}
+    return comparison
 
 
 def _tree_bytes(path: Path) -> int:
