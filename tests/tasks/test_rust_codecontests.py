@@ -500,3 +500,39 @@ def test_program_exit_status_on_hidden_tests_is_not_reported(env, model) -> None
     # Every program ran past its public tests and failed on a hidden one: a runtime error.
     assert "runtime error" in message, message
     assert not re.search(r"\b(exit|status|code) 1\d\d\b", _reported_text(obs, info)), message
+
+
+# The scaffold replaces its result and status files with FIFOs (an open for reading would wait
+# for a writer forever) and exits with the harness's import-error status.
+FIFO_SCAFFOLD = """
+import atexit, os, sys
+
+OUT = sys.argv[sys.argv.index("--out") + 1]
+
+
+def swap():
+    for path in (OUT, os.path.join(os.path.dirname(OUT), "status.json")):
+        if os.path.lexists(path):
+            os.remove(path)
+        os.mkfifo(path)
+    os._exit(3)
+
+
+atexit.register(swap)
+
+
+async def generate_solution(client, semaphore, problem):
+    return "fn main() {}"
+"""
+
+
+@pytest.mark.slow
+def test_result_files_replaced_by_fifos_do_not_hang_the_scorer(env, model) -> None:  # type: ignore[no-untyped-def]
+    env.reset()
+    env.step(actions.write_file("solution/solve_code_contests_rust.py", FIFO_SCAFFOLD))
+    started = time.monotonic()
+    _, _, _, _, info = env.step("score")
+    assert time.monotonic() - started < 120
+    message = info["score"]["message"]
+    assert info["score"]["valid"] and info["score"]["raw"] == 0.0, message
+    assert "0 programs returned" in message and "exited with an error" in message, message

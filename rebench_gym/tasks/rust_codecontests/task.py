@@ -31,7 +31,9 @@ import builtins
 import contextlib
 import json
 import math
+import os
 import shutil
+import stat
 import subprocess
 import time
 import uuid
@@ -317,18 +319,20 @@ class RustCodecontestsTask(Task):
         programs: dict[str, str] = {}
         raised: Counter[str] = Counter()
         seen: set[str] = set()
-        with open(out / "results.jsonl", errors="replace") as fh:
-            for line in fh:
-                with contextlib.suppress(ValueError, TypeError, AttributeError, RecursionError):
-                    record = json.loads(line)
-                    name, code = str(record.get("name")), record.get("code")
-                    if name not in names or name in seen:
-                        continue
-                    seen.add(name)
-                    if isinstance(code, str) and code:
-                        programs[name] = code[:MAX_PROGRAM_CHARS]
-                    elif record.get("error_type"):
-                        raised[_exception_name(record.get("error_type"))] += 1
+        # The scaffold could replace the file with a symlink, a FIFO or a device: read only a
+        # regular file, and at most what 1 MB programs for every problem need.
+        results = _read_regular(out / "results.jsonl", (len(problems) + 1) * 2 * MAX_PROGRAM_CHARS)
+        for line in results.decode("utf-8", errors="replace").splitlines():
+            with contextlib.suppress(ValueError, TypeError, AttributeError, RecursionError):
+                record = json.loads(line)
+                name, code = str(record.get("name")), record.get("code")
+                if name not in names or name in seen:
+                    continue
+                seen.add(name)
+                if isinstance(code, str) and code:
+                    programs[name] = code[:MAX_PROGRAM_CHARS]
+                elif record.get("error_type"):
+                    raised[_exception_name(record.get("error_type"))] += 1
         notes = [note] if note else []
         if raised:
             notes.append(_raised_text(raised, len(problems)))
@@ -399,13 +403,35 @@ def _raised_text(raised: Counter[str], total: int) -> str:
 def _import_error(path: Path) -> str | None:
     """The exception type noted by the harness when the module failed to import, if any."""
     try:
-        with open(path, "rb") as fh:
-            data = json.loads(fh.read(4096))
-    except (OSError, ValueError, RecursionError):
+        data = json.loads(_read_regular(path, 4096))
+    except (ValueError, RecursionError):
         return None
     if not isinstance(data, dict) or "import_error" not in data:
         return None
     return _exception_name(data["import_error"])
+
+
+def _read_regular(path: Path, limit: int) -> bytes:
+    """The first ``limit`` bytes of ``path`` if it is a regular file (not a symlink, FIFO or
+    device the sandboxed process put there), else b""."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return b""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
+        chunks: list[bytes] = []
+        left = limit
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _round(value: float) -> str:
