@@ -16,7 +16,6 @@ import secrets
 import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from tqdm import tqdm
 from rebench_gym.cache import cache_root, file_lock, read_json, write_json_atomic
 from rebench_gym.errors import AssetsError
 from rebench_gym.sandbox import make_sandbox
+from rebench_gym.sandbox.leftovers import scratch_dir
 from rebench_gym.scoring import Anchors
 from rebench_gym.tasks import Scale, ScoreContext, Task
 
@@ -82,7 +82,7 @@ def score_files(
 
     ``options`` are the env's ``task_options`` (e.g. the LLM endpoint of RustCodecontests).
     """
-    root = Path(tempfile.mkdtemp(prefix="rebench-calib-"))
+    root = scratch_dir("calib")
     try:
         solution = root / "solution"
         workspace = root / "workspace"

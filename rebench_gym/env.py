@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import secrets
 import shutil
 import sys
@@ -20,6 +21,7 @@ from rebench_gym.calibration import get_anchors
 from rebench_gym.envs.observation import format_exec, number_lines, workspace_tree
 from rebench_gym.errors import ActionError, UsageError
 from rebench_gym.sandbox import PROVIDERS, Sandbox, default_sandbox_name, make_sandbox
+from rebench_gym.sandbox.leftovers import scratch_dir
 from rebench_gym.sandbox.output import truncate_middle
 from rebench_gym.scoring import Anchors, ScoreLog, ScoreResult
 from rebench_gym.spaces import UnicodeText
@@ -185,7 +187,7 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         task.prepare_assets(self.scale, cache, progress=_say)
         self._anchors = self._resolve_anchors(cache)
         if self._root is None:
-            self._root = Path(tempfile.mkdtemp(prefix="rebench-"))
+            self._root = scratch_dir("env")
         workspace = self._root / "workspace"
         if self._sandbox is not None:
             self._sandbox.kill_all()
@@ -210,9 +212,15 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
                 options=self.sandbox_options,
             )
             if not self._sandbox.isolates:
+                root = (
+                    " AS ROOT: every agent command runs with full control of this machine"
+                    if os.geteuid() == 0
+                    else ""
+                )
                 warnings.warn(
-                    "sandbox='local' gives the agent no isolation: it can read hidden assets and "
-                    "the scorer's code. Use it for development only (sandbox='bwrap' isolates).",
+                    f"sandbox='local' gives the agent no isolation{root}. It can read hidden "
+                    "assets and the scorer's code. Use it for development only (sandbox='bwrap' "
+                    "isolates).",
                     stacklevel=2,
                 )
         self._sandbox.start()
@@ -309,17 +317,15 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         return result
 
     def _snapshot(self, dest: Path) -> ScoreResult | None:
-        src = self.workspace / "solution"
-        if not src.is_dir():
-            return ScoreResult.invalid("there is no solution/ directory in the workspace")
-        total = 0
-        for p in src.rglob("*"):
-            if p.is_file() and not p.is_symlink():
-                total += p.stat().st_size
         limit = self.task.max_solution_bytes(self.scale)
-        if total > limit:
-            return ScoreResult.invalid(f"solution/ holds {total} bytes; the limit is {limit}")
-        shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+        try:
+            self.sandbox.copy_out(
+                "solution", dest, max_bytes=limit, skip=frozenset({"__pycache__"})
+            )
+        except FileNotFoundError:
+            return ScoreResult.invalid("there is no solution/ directory in the workspace")
+        except ActionError as e:
+            return ScoreResult.invalid(str(e))
         return None
 
     def _score_action(self) -> tuple[float, str, dict[str, Any]]:

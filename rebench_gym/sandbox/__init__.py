@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rebench_gym.errors import UsageError
+from rebench_gym.errors import SandboxUnavailableError, UsageError
 from rebench_gym.sandbox.base import Bind, ExecResult, Sandbox, close_all_sandboxes
 
 if TYPE_CHECKING:
@@ -23,8 +23,18 @@ atexit.register(close_all_sandboxes)
 
 
 def default_sandbox_name() -> str:
-    """The safest provider on this machine: bwrap if installed, else local."""
-    return "bwrap" if shutil.which("bwrap") else "local"
+    """The default provider: ``bwrap``. Never ``local``, which isolates nothing.
+
+    Raises:
+        SandboxUnavailableError: bubblewrap is not installed (the message says what to do).
+    """
+    if shutil.which("bwrap"):
+        return "bwrap"
+    raise SandboxUnavailableError(
+        "no isolating sandbox is installed: install bubblewrap (`apt-get install bubblewrap`), "
+        "or choose sandbox='docker', or sandbox='local' explicitly (no isolation: development "
+        "only)"
+    )
 
 
 def make_sandbox(
@@ -49,7 +59,9 @@ def make_sandbox(
         max_pids: process limit.
         task: the task (docker: picks its image and hardware limits).
         scale: the task's scale (docker: picks the image).
-        options: provider options; docker: ``image`` (tag; default: the built image for
+        options: provider options; bwrap: ``uid`` (the agent's host uid when the driver is
+            root, default 65534), ``tmp_gb``, ``var_tmp_gb``, ``shm_gb`` (scratch sizes);
+            docker: ``image`` (tag; default: the built image for
             ``task``/``scale``), ``network`` (bool, default False), ``gpus`` (count, ``"all"`` or
             device ids; default the task's GPU count), ``cpus`` and ``memory_gb`` (default from
             the task's hardware).
@@ -61,12 +73,18 @@ def make_sandbox(
     if name == "local":
         from rebench_gym.sandbox.local import LocalSandbox
 
+        if options:
+            raise UsageError(f"sandbox 'local' takes no options (got {', '.join(options)})")
         return LocalSandbox(workspace, max_output_bytes=max_output_bytes, max_pids=max_pids)
     if name == "bwrap":
         from rebench_gym.sandbox.bwrap import BwrapSandbox
 
         return BwrapSandbox(
-            workspace, max_output_bytes=max_output_bytes, hidden=hidden, max_pids=max_pids
+            workspace,
+            max_output_bytes=max_output_bytes,
+            hidden=hidden,
+            max_pids=max_pids,
+            options=options,
         )
     if name == "docker":
         from rebench_gym.sandbox.docker_provider import make_docker_sandbox

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import errno
 import os
 import stat
 import subprocess
@@ -76,6 +77,13 @@ class Sandbox(abc.ABC):
         self.workspace = Path(workspace).resolve()
         self.max_output_bytes = max_output_bytes
         self.closed = False
+        #: the host ``(uid, gid)`` the agent's processes run as when it differs from the driver's
+        #: (a root driver never lends its uid): the workspace and what the driver writes into it
+        #: are given to it. ``None``: the agent runs as the driver's own uid.
+        self.owner: tuple[int, int] | None = None
+        # give the workspace to `owner` at the next start: only while no agent process runs,
+        # never while one could swap paths for symlinks under the walk
+        self._chown_pending = True
         _LIVE.add(self)
 
     # ----- paths -----------------------------------------------------------------------------
@@ -146,8 +154,20 @@ class Sandbox(abc.ABC):
             raise
         return fd, parts[-1]
 
-    def _created(self, fd: int) -> None:  # noqa: B027 - optional hook
-        """Called with an fd of every file or directory the driver creates (docker chowns it)."""
+    def _created(self, fd: int) -> None:
+        """Called with an fd of every file or directory the driver creates: give it to the agent."""
+        if self.owner is not None:
+            os.fchown(fd, *self.owner)
+
+    def _give_workspace_to_owner(self) -> None:
+        """Chown the workspace tree to :attr:`owner`, once after each :meth:`kill_all`.
+
+        Call only while none of the agent's processes runs (the walk never follows symlinks).
+        """
+        if self.owner is None or not self._chown_pending:
+            return
+        self._chown_pending = False
+        give_tree(self.workspace, self.owner)
 
     def read_file(self, path: str, max_bytes: int | None = None) -> bytes:
         """Read a workspace file (at most ``max_bytes``, else :class:`ActionError`)."""
@@ -189,6 +209,43 @@ class Sandbox(abc.ABC):
         with os.fdopen(fd, "wb") as fh:
             self._created(fh.fileno())
             fh.write(data)
+
+    def copy_out(
+        self, path: str, dest: Path, *, max_bytes: int, skip: frozenset[str] = frozenset()
+    ) -> int:
+        """Copy the workspace directory ``path`` to the new host directory ``dest``.
+
+        Safe for a root driver against an agent that races it: every directory is opened with
+        ``O_NOFOLLOW`` through its parent's descriptor, only regular files, directories and
+        symlinks that stay inside the copied tree are copied (FIFOs, sockets, devices and links
+        that point elsewhere are left out), modes lose setuid/setgid/sticky bits and write
+        permission for others, and names in ``skip`` are left out. Returns the bytes copied.
+
+        Raises:
+            ActionError: ``path`` is not a directory (a symlink counts as none), or it holds
+                more than ``max_bytes`` bytes of files.
+            FileNotFoundError: ``path`` does not exist.
+        """
+        dir_fd, name = self._open_parent(path, create=False)
+        try:
+            try:
+                fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+            except NotADirectoryError:
+                raise ActionError(f"{path!r} is not a directory") from None
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    raise ActionError(f"{path!r} is a symlink, not a directory") from None
+                raise
+        finally:
+            os.close(dir_fd)
+        budget = [max_bytes]
+        try:
+            _copy_dir(fd, dest, PurePosixPath(), budget, skip)
+        except _TooLarge:
+            raise ActionError(f"{path}/ holds more than {max_bytes} bytes, the limit") from None
+        finally:
+            os.close(fd)
+        return max_bytes - budget[0]
 
     # ----- processes -------------------------------------------------------------------------
     @abc.abstractmethod
@@ -238,6 +295,89 @@ class Sandbox(abc.ABC):
     def __del__(self) -> None:  # pragma: no cover - depends on the garbage collector
         with contextlib.suppress(Exception):
             self.close()
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _copy_dir(
+    src_fd: int, dest: Path, rel: PurePosixPath, budget: list[int], skip: frozenset[str]
+) -> None:
+    """One directory of :meth:`Sandbox.copy_out`: ``budget[0]`` is the bytes still allowed."""
+    os.mkdir(dest, 0o755)
+    for entry in os.scandir(src_fd):
+        if entry.name in skip:
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        target = dest / entry.name
+        if stat.S_ISDIR(info.st_mode):
+            try:
+                sub = os.open(entry.name, _DIR_FLAGS, dir_fd=src_fd)
+            except OSError:
+                continue
+            try:
+                _copy_dir(sub, target, rel / entry.name, budget, skip)
+            finally:
+                os.close(sub)
+        elif stat.S_ISREG(info.st_mode):
+            _copy_file(src_fd, entry.name, target, budget)
+        elif stat.S_ISLNK(info.st_mode):
+            link = os.readlink(entry.name, dir_fd=src_fd)
+            inside = os.path.normpath(os.path.join(str(rel), link))
+            if not os.path.isabs(link) and inside != ".." and not inside.startswith("../"):
+                os.symlink(link, target)
+
+
+def _copy_file(dir_fd: int, name: str, target: Path, budget: list[int]) -> None:
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    except OSError:
+        return
+    with os.fdopen(fd, "rb") as src:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return
+        mode = stat.S_IMODE(info.st_mode) & 0o775
+        with open(target, "xb") as out:
+            while chunk := src.read(1 << 20):
+                budget[0] -= len(chunk)
+                if budget[0] < 0:
+                    raise _TooLarge
+                out.write(chunk)
+        os.chmod(target, mode | 0o600)
+
+
+def give_tree(root: Path, owner: tuple[int, int]) -> None:
+    """Chown ``root`` and everything below it to ``owner`` without following symlinks."""
+    for parent, dirs, files in os.walk(root):
+        for name in dirs + files:
+            with contextlib.suppress(OSError):
+                os.lchown(os.path.join(parent, name), *owner)
+    os.lchown(root, *owner)
+
+
+def lend_binds(binds: Sequence[Bind], owner: tuple[int, int] | None) -> None:
+    """Make the sources of ``binds`` usable by a spawned process that runs as ``owner``.
+
+    Writable binds are given to ``owner`` (the driver made them for this one run); a read-only
+    bind's top directory or file gets read (and search) permission for others, since temporary
+    directories are created private to the driver. Nothing happens for ``owner=None``.
+    """
+    if owner is None:
+        return
+    for b in binds:
+        if b.writable:
+            give_tree(b.host, owner)
+            continue
+        with contextlib.suppress(OSError):
+            info = os.lstat(b.host)
+            wanted = 0o005 if stat.S_ISDIR(info.st_mode) else 0o004
+            if info.st_mode & wanted != wanted and not stat.S_ISLNK(info.st_mode):
+                os.chmod(b.host, stat.S_IMODE(info.st_mode) | wanted)
 
 
 def close_all_sandboxes() -> None:

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from rebench_gym.errors import SandboxError, SandboxUnavailableError, UsageError
 from rebench_gym.sandbox import procs
-from rebench_gym.sandbox.base import Bind, ExecResult, Sandbox
+from rebench_gym.sandbox.base import Bind, ExecResult, Sandbox, lend_binds
 from rebench_gym.sandbox.docker_images import LABEL, docker_client
 from rebench_gym.sandbox.local import set_parent_death_signal
 from rebench_gym.sandbox.shell import PersistentShell
@@ -279,12 +279,10 @@ class DockerSandbox(Sandbox):
         self.episode_id = uuid.uuid4().hex[:12]
         self.uid = AGENT_UID if os.geteuid() == 0 else os.getuid()
         self.gid = AGENT_UID if os.geteuid() == 0 else os.getgid()
+        self.owner = (self.uid, self.gid) if os.geteuid() == 0 else None
         self.container: Any = None
         self._workspace_ino: int | None = None
         self._procs_file: Path | None = None
-        # chown the workspace on the next start: only after kill_all or before the first start,
-        # never while an agent process could swap paths for symlinks under the walk
-        self._chown_pending = True
         self.shell: _DockerShell | None = None
 
     # ----- container -----------------------------------------------------------------------
@@ -410,17 +408,6 @@ class DockerSandbox(Sandbox):
             time.sleep(0.002)
         return not agent_pids()
 
-    def _chown_workspace(self) -> None:
-        """Give the workspace to the agent's uid (only while none of its processes runs)."""
-        if os.geteuid() != 0 or not self._chown_pending:
-            return
-        self._chown_pending = False
-        for root, dirs, files in os.walk(self.workspace):
-            for name in dirs + files:
-                with contextlib.suppress(OSError):
-                    os.lchown(os.path.join(root, name), self.uid, self.gid)
-        os.chown(self.workspace, self.uid, self.gid)
-
     # ----- Sandbox protocol ----------------------------------------------------------------
     def start(self) -> None:
         if self.closed:
@@ -432,7 +419,7 @@ class DockerSandbox(Sandbox):
             self._create_container()  # nothing of the agent's runs before the shell starts
             self._chown_pending = True
             self.shell = None
-        self._chown_workspace()
+        self._give_workspace_to_owner()
         if self.shell is None:
             env = {
                 "HOME": WORKSPACE_INSIDE,
@@ -470,11 +457,6 @@ class DockerSandbox(Sandbox):
         else:
             self._kill("all", "-")
         self._chown_pending = True
-
-    def _created(self, fd: int) -> None:
-        """Files and directories the driver creates belong to the agent's uid."""
-        if os.geteuid() == 0:
-            os.fchown(fd, self.uid, self.gid)
 
     def close(self) -> None:
         if self.closed:
@@ -515,7 +497,9 @@ class DockerSandbox(Sandbox):
         cmd = [self._cli, "run", "--rm", "--name", name, "--init", "--network", "none"]
         for k, v in labels.items():
             cmd += ["--label", f"{k}={v}"]
-        cmd += ["--user", f"{os.getuid()}:{os.getgid()}", "--cap-drop", "ALL"]
+        # the solution runs as the agent's uid, never as root (its copies are lent to it)
+        lend_binds(binds, self.owner)
+        cmd += ["--user", f"{self.uid}:{self.gid}", "--cap-drop", "ALL"]
         cmd += ["--security-opt", "no-new-privileges", "--pids-limit", str(max_pids)]
         cmd += ["--hostname", "rebench-score", "-w", cwd]
         if self.cpus:

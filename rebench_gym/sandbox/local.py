@@ -76,8 +76,10 @@ class HostShellSandbox(Sandbox):
         *,
         max_output_bytes: int = 64_000,
         max_pids: int = 4096,
+        owner: tuple[int, int] | None = None,
     ) -> None:
         super().__init__(workspace, max_output_bytes=max_output_bytes)
+        self.owner = owner
         self.max_pids = max_pids
         self.marker = f"REBENCH_SANDBOX={uuid.uuid4().hex}"
         self.cgroup = procs.PidsCgroup.create(max_pids)
@@ -89,11 +91,16 @@ class HostShellSandbox(Sandbox):
             limit=max_output_bytes,
             preexec=self._preexec,
             find_bash=self._find_bash,
+            pass_fds=self._shell_fds(),
         )
 
     def _shell_command(self) -> tuple[list[str], dict[str, str], str | None]:
         """The shell's argv, environment and host working directory."""
         raise NotImplementedError
+
+    def _shell_fds(self) -> tuple[int, ...]:
+        """File descriptors the shell's process inherits."""
+        return ()
 
     _find_bash: Callable[[int], int | None] | None = None
 
@@ -104,6 +111,7 @@ class HostShellSandbox(Sandbox):
                 self.cgroup.join_current_process()
 
     def start(self) -> None:
+        self._give_workspace_to_owner()
         self.shell.start()
 
     def exec(self, command: str, timeout: float) -> ExecResult:
@@ -116,6 +124,7 @@ class HostShellSandbox(Sandbox):
         if self.cgroup is not None:
             self.cgroup.kill_all()
         procs.kill_pids(procs.pids_with_env_marker(self.marker))
+        self._chown_pending = True
 
     def close(self) -> None:
         if self.closed:

@@ -76,6 +76,7 @@ class PersistentShell:
         limit: bytes of output kept per command.
         preexec: run in the child before exec (joins a cgroup, sets the death signal).
         find_bash: maps the started process's pid to the pid of bash itself.
+        pass_fds: file descriptors the started process inherits (bwrap's seccomp filter).
     """
 
     def __init__(
@@ -87,8 +88,10 @@ class PersistentShell:
         limit: int,
         preexec: Callable[[], None] | None = None,
         find_bash: Callable[[int], int | None] | None = None,
+        pass_fds: Sequence[int] = (),
     ) -> None:
         self.argv = list(argv)
+        self.pass_fds = tuple(pass_fds)
         self.env = env
         self.cwd = cwd
         self.limit = limit
@@ -116,6 +119,7 @@ class PersistentShell:
             cwd=self.cwd,
             preexec_fn=self.preexec,
             start_new_session=True,
+            pass_fds=self.pass_fds,
             bufsize=0,
         )
         self._reader = threading.Thread(target=self._read_loop, args=(self.proc,), daemon=True)

@@ -157,7 +157,7 @@ def test_bwrap_isolation(tmp_workspace: Path) -> None:
         assert sb.exec("ps -e --no-headers | wc -l", 10).output.strip() in {
             str(i) for i in range(1, 8)
         }
-        assert sb.exec("id -u", 10).output.strip() == "1000"
+        assert sb.exec("id -u", 10).output.strip() == str(sb.agent_uid)  # type: ignore[attr-defined]
         assert sb.exec("touch /usr/x", 10).exit_code != 0
     finally:
         sb.close()

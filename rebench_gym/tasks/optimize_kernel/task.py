@@ -23,7 +23,6 @@ import shutil
 import statistics
 import struct
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ import numpy as np
 
 from rebench_gym.sandbox import procs
 from rebench_gym.sandbox.base import Bind
+from rebench_gym.sandbox.leftovers import shm_scratch_dir
 from rebench_gym.scoring import ScoreResult
 from rebench_gym.tasks.base import ScoreContext, Task
 from rebench_gym.tasks.ipc import Channel, ChannelClosed, ChannelTimeout, make_pipe
@@ -151,8 +151,7 @@ class OptimizeKernelTask(Task):
         warmups = int(params["warmup_calls"])
         # On tmpfs where possible: file-backed pages written back to disk would fault again on
         # the next write and add noise to the timings.
-        shm = Path("/dev/shm")
-        io_dir = Path(tempfile.mkdtemp(prefix="rebench-io-", dir=shm if shm.is_dir() else None))
+        io_dir = shm_scratch_dir("io")
         (io_dir / "in.bin").write_bytes(bytes(max(n, max(CHECK_LENGTHS))))
         (io_dir / "out.bin").write_bytes(bytes(8 + 8 * max(n, max(CHECK_LENGTHS))))
         # Pipes where the sandbox can pass descriptors; named FIFOs in the (private,
