@@ -536,3 +536,20 @@ def test_result_files_replaced_by_fifos_do_not_hang_the_scorer(env, model) -> No
     message = info["score"]["message"]
     assert info["score"]["valid"] and info["score"]["raw"] == 0.0, message
     assert "0 programs returned" in message and "exited with an error" in message, message
+
+
+@pytest.mark.slow
+def test_a_program_with_a_lone_surrogate_is_scored_not_a_scorer_error(env, model) -> None:  # type: ignore[no-untyped-def]
+    # JSON lets the scaffold return "\ud800"; writing or hashing it as UTF-8 raised, and the
+    # env's "scoring failed: UnicodeEncodeError ... in position N" put a number of the
+    # scaffold's choosing in the message.
+    env.reset()
+    scaffold = (
+        "async def generate_solution(client, semaphore, problem):\n"
+        "    return 'fn main() {}\\n// ' + chr(0xD800) * len(problem['name'])\n"
+    )
+    env.step(actions.write_file("solution/solve_code_contests_rust.py", scaffold))
+    _, _, _, _, info = env.step("score")
+    message = info["score"]["message"]
+    assert info["score"]["valid"] and info["score"]["raw"] == 0.0, message
+    assert "23 programs returned" in message and "position" not in message, message

@@ -330,7 +330,9 @@ class RustCodecontestsTask(Task):
                     continue
                 seen.add(name)
                 if isinstance(code, str) and code:
-                    programs[name] = code[:MAX_PROGRAM_CHARS]
+                    # JSON escapes can hold lone surrogates, which no file or hash takes
+                    text = code[:MAX_PROGRAM_CHARS].encode("utf-8", errors="replace")
+                    programs[name] = text.decode("utf-8")
                 elif record.get("error_type"):
                     raised[_exception_name(record.get("error_type"))] += 1
         notes = [note] if note else []
