@@ -74,11 +74,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     task_name(args.id)  # a usage error for unknown ids
     llm_label = _check_llm_agent(args)
-    if args.num_envs > 1 or args.ray is not None:  # a vector env: local workers or Ray actors
-        from rebench_gym.vector.runner import check_vector_args, run_vector
+    from rebench_gym.vector.runner import check_vector_args, ray_session, run_vector
 
-        check_vector_args(args)
-        with _open_recording(args) as recording:
+    check_vector_args(args)  # the vector and Ray flags' usage errors, also with one env
+    if args.num_envs > 1 or args.ray is not None:  # a vector env: local workers or Ray actors
+        # --ray: join and check the cluster first, so an unusable one records nothing
+        with ray_session(args), _open_recording(args) as recording:
             run_vector(
                 args,
                 recording,
@@ -494,8 +495,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--ray",
         default=None,
         metavar="ADDRESS",
-        help="run the envs as Ray actors on this cluster ('auto', 'ray://HOST:10001'; 'local' "
-        "starts one here), placed by the task's GPUs and CPUs",
+        help="run the envs as Ray actors on this cluster: the head node's HOST:PORT (`ray start "
+        "--head --port PORT`), 'auto' (the one `ray start` runs here) or 'local' (a new session "
+        "on 127.0.0.1); placed by the task's GPUs and CPUs. An unreachable cluster, or a node "
+        "without rebench_gym, is a usage error (exit 2) and records nothing",
+    )
+    p.add_argument(
+        "--ray-node-ip",
+        default=None,
+        metavar="IP",
+        help="the address this machine registers as a Ray node (default: 127.0.0.1 for 'local' "
+        "or a head on loopback, else Ray's choice); on a multi-node cluster, this machine's "
+        "address on the cluster network",
     )
     p.add_argument(
         "--ray-cpus-per-env",

@@ -36,6 +36,8 @@ def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
         ["run", "RE-Bench/Nope-v0", "--agent", "noop", "--scale", "mini"],
         ["run", "RE-Bench/OptimizeKernel-v0", "--agent", "genius", "--scale", "mini"],
         ["run", "RE-Bench/OptimizeKernel-v0", "--agent", "noop", "--episodes", "0"],
+        ["run", "RE-Bench/OptimizeKernel-v0", "--agent", "noop", "--ray-node-ip", "10.0.0.2"],
+        ["run", "RE-Bench/OptimizeKernel-v0", "--agent", "noop", "--ray-cpus-per-env", "0.5"],
         ["frobnicate"],
     ],
 )

@@ -33,11 +33,9 @@ MAX_ERROR_CHARS = 4000
 
 
 def _ray() -> Any:
-    try:
-        import ray
-    except ImportError as e:  # pragma: no cover - ray is installed with the [ray] extra
-        raise UsageError("RayVectorEnv needs Ray: pip install 'rebench-gym[ray]'") from e
-    return ray
+    from rebench_gym.vector.ray_cluster import ray_module
+
+    return ray_module()
 
 
 @dataclass(frozen=True)
@@ -62,8 +60,14 @@ class RayVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
     Args:
         env_id: a registered id, e.g. ``"RE-Bench/OptimizeKernel-v0"``.
         num_envs: how many envs (actors).
-        address: the Ray cluster to join (``"auto"``, ``"ray://host:10001"``, ...). ``None``: use
-            the running Ray session, or start a local one (shut down again by :meth:`close`).
+        address: the Ray cluster to join: a head node's ``"HOST:PORT"`` (``ray start --head``),
+            ``"auto"`` (``RAY_ADDRESS`` or the cluster ``ray start`` runs on this machine) or
+            ``"ray://HOST:PORT"``. ``None``: use the running Ray session, or start a local one on
+            ``127.0.0.1``. A session this env joined or started is left again by :meth:`close`
+            (an existing cluster keeps running); see
+            :func:`~rebench_gym.vector.ray_cluster.connect`.
+        node_ip_address: the address this process registers as a Ray node (default:
+            ``127.0.0.1`` for a local session or a head on loopback, else Ray's choice).
         actor_options: Ray actor options merged over the defaults from the task's hardware at
             its scale (``num_cpus``, ``num_gpus``); e.g. ``{"num_cpus": 0.5}`` to pack mini envs
             on a small machine, ``{"resources": {...}}`` or ``{"scheduling_strategy": ...}``.
@@ -76,6 +80,8 @@ class RayVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
 
     Raises:
         HardwareError: the cluster cannot hold the actors, or they were not placed in time.
+        RayClusterError: the cluster cannot be reached, or one of its nodes cannot import
+            rebench_gym (a :class:`~rebench_gym.errors.UsageError`).
     """
 
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.NEXT_STEP}  # noqa: RUF012
@@ -86,6 +92,7 @@ class RayVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
         num_envs: int,
         *,
         address: str | None = None,
+        node_ip_address: str | None = None,
         actor_options: dict[str, Any] | None = None,
         pin_gpus: bool = True,
         wrappers: Sequence[Callable[[gym.Env[Any, Any]], gym.Env[Any, Any]]] = (),
@@ -130,12 +137,14 @@ class RayVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
         self._last_files = [""] * num_envs
         self.restarts = 0
         self._retired: list[WorkerInfo] = []
-        ray = _ray()
+        from rebench_gym.vector.ray_cluster import connect
+
         self._owns_ray = False
-        if not ray.is_initialized():
-            # the envs' progress messages (asset preparation, calibration) reach this terminal
-            ray.init(address=address, include_dashboard=False)
-            self._owns_ray = address is None
+        # joins (and checks) the cluster unless this process is connected already; the envs'
+        # progress messages (asset preparation, calibration) reach this terminal
+        self._owns_ray = connect(
+            address, node_ip_address=node_ip_address, sandbox=self.make_kwargs.get("sandbox")
+        )
         try:
             self._check_capacity()
             for i in range(num_envs):
@@ -416,7 +425,7 @@ class RayVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
         _wait_gone([w.pid for w in local], timeout=max(self.close_timeout_s, 10.0))
         _wait_gone([w.reaper_pid for w in local], timeout=10.0)
         if self._owns_ray:
-            ray.shutdown()
+            ray.shutdown()  # leaves an existing cluster running
 
     def close(self, **kwargs: Any) -> None:
         """Close every env and kill its actor; idempotent."""

@@ -7,10 +7,11 @@ episode ``failed``, so ``--resume`` runs it again).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -32,6 +33,35 @@ def budget_wrappers(
     return out
 
 
+@contextlib.contextmanager
+def ray_session(args: Any) -> Iterator[None]:
+    """Join the Ray cluster of ``--ray`` (and check its nodes) for the ``with`` block.
+
+    ``rebench run`` enters this before it records anything, so a cluster that cannot be reached
+    or cannot run rebench_gym is a usage error that leaves no run behind. On exit this process
+    leaves the session it joined (an existing cluster keeps running; a local session started
+    here stops). Without ``--ray`` it does nothing.
+
+    Raises:
+        RayClusterError: the cluster cannot be reached or a node cannot run the envs.
+    """
+    if getattr(args, "ray", None) is None:
+        yield
+        return
+    from rebench_gym.vector.ray_cluster import connect, ray_module
+
+    joined = connect(
+        None if args.ray == "local" else args.ray,
+        node_ip_address=getattr(args, "ray_node_ip", None),
+        sandbox=getattr(args, "sandbox", None),
+    )
+    try:
+        yield
+    finally:
+        if joined:
+            ray_module().shutdown()
+
+
 def make_vector_env(
     env_id: str,
     num_envs: int,
@@ -40,11 +70,14 @@ def make_vector_env(
     make_kwargs: dict[str, Any],
     wrappers: list[Callable[[Any], Any]],
     actor_options: dict[str, Any] | None = None,
+    ray_node_ip: str | None = None,
 ) -> Any:
     """A :class:`RayVectorEnv` or a local spawn-context async vector env.
 
     ``ray_address``: ``None`` for local worker processes; ``"local"`` for a Ray session on this
-    machine (the running one, or a new one); else the address of the cluster to join.
+    machine (the running one, or a new one on ``127.0.0.1``); else the address of the cluster to
+    join (see :func:`~rebench_gym.vector.ray_cluster.connect`). ``ray_node_ip``: the address
+    this process registers as a Ray node.
     """
     if ray_address is not None:
         from rebench_gym.vector.ray_env import RayVectorEnv
@@ -53,6 +86,7 @@ def make_vector_env(
             env_id,
             num_envs,
             address=None if ray_address == "local" else ray_address,
+            node_ip_address=ray_node_ip,
             actor_options=actor_options,
             wrappers=wrappers,
             **make_kwargs,
@@ -68,6 +102,8 @@ def check_vector_args(args: Any) -> None:
         raise UsageError("--record writes one trajectory file: use it with --num-envs 1")
     if getattr(args, "ray_cpus_per_env", None) is not None and args.ray is None:
         raise UsageError("--ray-cpus-per-env needs --ray ADDRESS")
+    if getattr(args, "ray_node_ip", None) is not None and args.ray is None:
+        raise UsageError("--ray-node-ip needs --ray ADDRESS")
 
 
 def run_vector(
@@ -102,6 +138,7 @@ def run_vector(
             getattr(args, "time_budget", None), getattr(args, "token_budget", None)
         ),
         actor_options=options,
+        ray_node_ip=getattr(args, "ray_node_ip", None),
     )
     episode_ids: dict[int, int] = {}
 
