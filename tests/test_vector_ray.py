@@ -340,6 +340,16 @@ def test_a_cluster_too_small_for_the_task_is_a_clear_error(driver: Any) -> None:
         RayVectorEnv(ENV_ID, 4, scale="mini", sandbox="local", anchors=(1.0, 0.0))
 
 
+def test_an_address_other_than_the_connected_cluster_is_refused(
+    driver: Any, cluster: LocalCluster
+) -> None:
+    other = f"127.0.0.1:{_free_port()}"
+    with pytest.raises(UsageError, match=f"connected to the Ray cluster at {cluster.address}"):
+        RayVectorEnv(ENV_ID, 1, address=other, sandbox="local", **MAKE)
+    assert ray.is_initialized()  # the running session is kept
+    assert _alive_actors() == []
+
+
 def test_recorded_run_over_ray(driver: Any, tmp_path: Path) -> None:
     from rebench_gym.results.recording import RunRecording
     from rebench_gym.results.store import EpisodeSpec, RunStore

@@ -274,15 +274,14 @@ def _check_same_cluster(ray: Any, address: str | None) -> None:
     """Refuse an explicit ``HOST:PORT`` other than the cluster this process is connected to."""
     if address in (None, "local", "auto") or address.startswith("ray://"):
         return
-    with contextlib.suppress(Exception):
+    current = None
+    with contextlib.suppress(Exception):  # e.g. a Ray Client session has no GCS address
         current = ray.get_runtime_context().gcs_address
-        if current and _same_endpoint(current, address):
-            return
-        if current:
-            raise UsageError(
-                f"this process is connected to the Ray cluster at {current}, not {address}: "
-                "call ray.shutdown() first, or pass no address to use the running session"
-            )
+    if current and not _same_endpoint(str(current), address):
+        raise UsageError(
+            f"this process is connected to the Ray cluster at {current}, not {address}: "
+            "call ray.shutdown() first, or pass no address to use the running session"
+        )
 
 
 def _same_endpoint(a: str, b: str) -> bool:
