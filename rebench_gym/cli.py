@@ -74,6 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     task_name(args.id)  # a usage error for unknown ids
     llm_label = _check_llm_agent(args)
+    _remove_dead_drivers_leftovers()
     from rebench_gym.vector.runner import check_vector_args, ray_session, run_vector
 
     check_vector_args(args)  # the vector and Ray flags' usage errors, also with one env
@@ -376,12 +377,37 @@ def cmd_image_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sandbox_cleanup(args: argparse.Namespace) -> int:
-    """Remove leftover rebench_gym containers (those whose driving process is gone)."""
-    from rebench_gym.sandbox.docker_provider import cleanup_containers
+def _remove_dead_drivers_leftovers() -> None:
+    """Remove the scratch directories of drivers that died before this process started."""
+    from rebench_gym.sandbox.leftovers import remove_leftovers_at_start
 
-    removed = cleanup_containers(all_sessions=args.all)
-    _emit({"removed": removed}, args.json, f"removed {len(removed)} container(s)")
+    removed = remove_leftovers_at_start()
+    if removed:
+        print(
+            f"[rebench] removed {len(removed)} leftover director(y/ies) of dead runs",
+            file=sys.stderr,
+        )
+
+
+def cmd_sandbox_cleanup(args: argparse.Namespace) -> int:
+    """Remove what dead rebench_gym drivers left behind: containers (when Docker answers),
+    workspaces and score copies under the temp dir, shared-memory directories in /dev/shm.
+    A running driver's are kept (containers too, unless --all)."""
+    from rebench_gym.sandbox.leftovers import remove_leftovers
+
+    containers: list[str] = []
+    try:
+        from rebench_gym.sandbox.docker_provider import cleanup_containers
+
+        containers = cleanup_containers(all_sessions=args.all)
+    except Exception as e:  # no docker SDK or no engine: the host's leftovers still go
+        print(f"[cleanup] containers skipped: {e}", file=sys.stderr)
+    dirs = [str(p) for p in remove_leftovers()]
+    _emit(
+        {"removed": containers, "directories": dirs},
+        args.json,
+        f"removed {len(containers)} container(s) and {len(dirs)} director(y/ies)",
+    )
     return 0
 
 
@@ -629,7 +655,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="sandbox_command", required=True, metavar="SANDBOX_COMMAND"
     )
     p = sandbox.add_parser(
-        "cleanup", help="remove leftover containers", description=cmd_sandbox_cleanup.__doc__
+        "cleanup",
+        help="remove dead runs' leftovers (containers, workspaces, shared memory)",
+        description=cmd_sandbox_cleanup.__doc__,
     )
     p.set_defaults(func=cmd_sandbox_cleanup)
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")

@@ -218,8 +218,8 @@ class Sandbox(abc.ABC):
         Safe for a root driver against an agent that races it: every directory is opened with
         ``O_NOFOLLOW`` through its parent's descriptor, only regular files, directories and
         symlinks that stay inside the copied tree are copied (FIFOs, sockets, devices and links
-        that point elsewhere are left out), modes lose setuid/setgid/sticky bits and write
-        permission for others, and names in ``skip`` are left out. Returns the bytes copied.
+        that point elsewhere are left out), files become readable by all and lose setuid, setgid,
+        sticky bits and write permission for others, and names in ``skip`` are left out. Returns the bytes copied.
 
         Raises:
             ActionError: ``path`` is not a directory (a symlink counts as none), or it holds
@@ -341,14 +341,15 @@ def _copy_file(dir_fd: int, name: str, target: Path, budget: list[int]) -> None:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             return
-        mode = stat.S_IMODE(info.st_mode) & 0o775
+        # the copy is private to the scorer and read by the solution's (unprivileged) run
+        mode = stat.S_IMODE(info.st_mode) & 0o775 | 0o644
         with open(target, "xb") as out:
             while chunk := src.read(1 << 20):
                 budget[0] -= len(chunk)
                 if budget[0] < 0:
                     raise _TooLarge
                 out.write(chunk)
-        os.chmod(target, mode | 0o600)
+        os.chmod(target, mode)
 
 
 def give_tree(root: Path, owner: tuple[int, int]) -> None:

@@ -152,6 +152,11 @@ def test_scratch_filesystems_are_bounded(tmp_workspace: Path) -> None:
         sb.close()
 
 
+def test_shared_memory_is_bounded(sandbox: Sandbox) -> None:
+    size_kb = int(sandbox.exec("df -k --output=size /dev/shm | tail -1", 10).output.strip())
+    assert size_kb <= 2**20  # 1 GiB (bwrap's default) or Docker's 64 MiB, not half the host's RAM
+
+
 def test_bwrap_options_are_checked(tmp_workspace: Path) -> None:
     if not HAVE_BWRAP:
         pytest.skip("no bubblewrap")
