@@ -55,7 +55,8 @@ class LocalCluster:
     """A Ray cluster on this machine, started as users start one: ``ray start --head
     --node-ip-address 127.0.0.1 --port PORT``, with its own ``--temp-dir``.
 
-    Every process of the cluster carries a marker in its environment, so :meth:`stop` stops
+    Every process of the cluster carries a marker in its environment, or (Ray's agents, started
+    with an environment of their own) its node id as ``RAY_NODE_ID``, so :meth:`stop` stops
     exactly this cluster. (``ray stop`` would stop every Ray process on the machine, other
     people's clusters included; :meth:`stop` does what it does, SIGTERM and then SIGKILL after
     a grace period, to this cluster's processes only.)
@@ -106,21 +107,39 @@ class LocalCluster:
             str(_free_port()),
             "--disable-usage-stats",
         ]
+        self.node_ids: set[str] = set()
         try:
             out = subprocess.run(
                 command, env=self.env, capture_output=True, text=True, timeout=120, check=False
             )
+            self._note_node_ids()
             assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+            assert self.node_ids, "no raylet of the new cluster found"
         except BaseException:
             self.stop()
             raise
 
+    def _note_node_ids(self) -> None:
+        """Learn the cluster's node ids from its raylets' command lines."""
+        for pid in procs.pids_with_env_marker(self.marker):
+            try:
+                args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            for arg in args:
+                if arg.startswith(b"--node_id="):
+                    self.node_ids.add(arg.split(b"=", 1)[1].decode())
+
     def processes(self) -> list[int]:
-        """The pids of this cluster's processes (raylet, GCS, workers, ...)."""
-        return procs.pids_with_env_marker(self.marker)
+        """The pids of this cluster's processes (raylet, GCS, workers, agents, ...)."""
+        found = set(procs.pids_with_env_marker(self.marker))
+        for node_id in self.node_ids:
+            found.update(procs.pids_with_env_marker(f"RAY_NODE_ID={node_id}"))
+        return sorted(found)
 
     def stop(self, grace_s: float = 3.0) -> None:
         """Stop this cluster's processes (SIGTERM, SIGKILL after ``grace_s``); remove its dir."""
+        self._note_node_ids()
         procs.kill_pids(self.processes(), signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         while self.processes() and time.monotonic() < deadline:
@@ -558,6 +577,7 @@ try:
         "gcs": ray.get_runtime_context().gcs_address,
         "worker": envs.workers[0].node,
         "nodes": [n["NodeManagerAddress"] for n in ray.nodes()],
+        "node_id": ray.get_runtime_context().get_node_id(),
         "reset": "prefix_sum" in obs["terminal"][0],
     }
 finally:
@@ -577,7 +597,11 @@ def test_a_local_session_started_by_the_project_is_on_loopback(tmp_path: Path) -
     env.pop("RAY_ADDRESS", None)
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    marker = f"REBENCH_TEST_RAY_LOCAL={token}"
+    markers = [f"REBENCH_TEST_RAY_LOCAL={token}"]  # Ray's agents: RAY_NODE_ID, added below
+
+    def left() -> list[int]:
+        return sorted({pid for m in markers for pid in procs.pids_with_env_marker(m)})
+
     try:
         out = subprocess.run(
             [sys.executable, "-c", LOCAL_SESSION_SCRIPT],
@@ -590,13 +614,14 @@ def test_a_local_session_started_by_the_project_is_on_loopback(tmp_path: Path) -
         )
         assert out.returncode == 0, out.stderr[-3000:]
         found = json.loads(out.stdout.strip().splitlines()[-1])
+        markers.append(f"RAY_NODE_ID={found['node_id']}")
         assert found["reset"] and not found["connected_after_close"]
         assert found["driver"] == found["worker"] == "127.0.0.1"
         assert found["gcs"].startswith("127.0.0.1:") and found["nodes"] == ["127.0.0.1"]
         deadline = time.monotonic() + 20
-        while procs.pids_with_env_marker(marker) and time.monotonic() < deadline:
+        while left() and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert procs.pids_with_env_marker(marker) == []  # the session stopped with close()
+        assert left() == []  # the session stopped with close()
     finally:
-        procs.kill_pids(procs.pids_with_env_marker(marker))
+        procs.kill_pids(left())
         shutil.rmtree(temp, ignore_errors=True)
