@@ -266,11 +266,11 @@ def ray_vector_throughput(
     import ray
 
     import rebench_gym  # noqa: F401
+    from rebench_gym.vector.ray_cluster import connect
     from rebench_gym.vector.ray_env import RayVectorEnv
 
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=num_envs, include_dashboard=False, log_to_driver=False)
+    # a new session on loopback (127.0.0.1), or the one this process already has
+    started = connect(None, check=False, num_cpus=num_envs, log_to_driver=False)
     try:
         cpus = float(ray.cluster_resources().get("CPU", 1.0))
         command = f"sleep {sleep_s}"
