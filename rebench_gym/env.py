@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import secrets
@@ -27,6 +28,8 @@ from rebench_gym.scoring import Anchors, ScoreLog, ScoreResult
 from rebench_gym.spaces import UnicodeText
 from rebench_gym.tasks import SCALES, Scale, ScoreContext, Task, get_task
 from rebench_gym.tasks.base import EpisodeService
+
+_log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 10_000_000
 
@@ -282,38 +285,50 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
 
     # ----- scoring ---------------------------------------------------------------------------
     def score_now(self) -> ScoreResult:
-        """Run the task's scorer on a private copy of ``solution/`` and log the row."""
+        """Run the task's scorer on a private copy of ``solution/`` and log the row.
+
+        The agent's processes are stopped meanwhile: nothing of theirs can change the copy
+        while it is made, contend with the scored run for CPUs, or time it.
+        """
         log = self.score_log
         assert self._root is not None
         work = Path(tempfile.mkdtemp(prefix="score-", dir=self._root))
         try:
-            solution = work / "solution"
-            result = self._snapshot(solution)
-            if result is None:
-                scratch = work / "scratch"
-                scratch.mkdir()
-                spec = self.task.spec.scale(self.scale)
-                timeout = float(self.score_timeout or spec.score_timeout_s)
-                ctx = ScoreContext(
-                    solution=solution,
-                    sandbox=self.sandbox,
-                    scale=self.scale,
-                    timeout_s=timeout,
-                    seed=secrets.randbits(63),
-                    work_dir=scratch,
-                    cache=self._cache,
-                    options=self.task_options,
-                )
-                try:
-                    result = self.task.score(ctx)
-                except MemoryError:
-                    result = ScoreResult.invalid("the scorer ran out of memory")
-                except Exception as e:  # a scorer bug must not crash the agent's episode
-                    result = ScoreResult.invalid(f"scoring failed: {type(e).__name__}: {e}")
+            with self.sandbox.paused():
+                result = self._score_copy(work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         log.add(result, elapsed_s=time.monotonic() - self._started)
         self._dirty = False
+        return result
+
+    def _score_copy(self, work: Path) -> ScoreResult:
+        """Copy ``solution/`` into ``work`` and score the copy."""
+        solution = work / "solution"
+        result = self._snapshot(solution)
+        if result is None:
+            scratch = work / "scratch"
+            scratch.mkdir()
+            spec = self.task.spec.scale(self.scale)
+            timeout = float(self.score_timeout or spec.score_timeout_s)
+            ctx = ScoreContext(
+                solution=solution,
+                sandbox=self.sandbox,
+                scale=self.scale,
+                timeout_s=timeout,
+                seed=secrets.randbits(63),
+                work_dir=scratch,
+                cache=self._cache,
+                options=self.task_options,
+            )
+            try:
+                result = self.task.score(ctx)
+            except MemoryError:
+                result = ScoreResult.invalid("the scorer ran out of memory")
+            except Exception as e:  # a scorer bug must not crash the agent's episode
+                # the text of a scorer's exception may hold hidden data: the type only
+                _log.exception("the scorer of %s failed", self.task_name)
+                result = ScoreResult.invalid(f"scoring failed: {type(e).__name__}")
         return result
 
     def _snapshot(self, dest: Path) -> ScoreResult | None:

@@ -14,7 +14,7 @@ import os
 import stat
 import subprocess
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -218,8 +218,9 @@ class Sandbox(abc.ABC):
         Safe for a root driver against an agent that races it: every directory is opened with
         ``O_NOFOLLOW`` through its parent's descriptor, only regular files, directories and
         symlinks that stay inside the copied tree are copied (FIFOs, sockets, devices and links
-        that point elsewhere are left out), files become readable by all and lose setuid, setgid,
-        sticky bits and write permission for others, and names in ``skip`` are left out. Returns the bytes copied.
+        that point elsewhere are left out), files become readable by all and lose setuid,
+        setgid, sticky bits and write permission for others, and names in ``skip`` are left
+        out. Returns the bytes copied.
 
         Raises:
             ActionError: ``path`` is not a directory (a symlink counts as none), or it holds
@@ -278,6 +279,15 @@ class Sandbox(abc.ABC):
         system and Python), so a copy of the solution can be run read-only, away from the agent's
         shell and background processes.
         """
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Stop every process of the agent while the block runs (a score call), then resume.
+
+        Its background jobs can then neither change what is being scored, contend with the
+        scored run, nor time it. The base class does nothing; the providers stop processes.
+        """
+        yield
 
     def reset(self) -> None:
         """Kill everything and start a fresh shell (the env repopulates the workspace first)."""

@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -450,6 +450,21 @@ class DockerSandbox(Sandbox):
             self.start()
         assert self.shell is not None
         return self.shell.run(command, timeout)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Freeze the agent's container (cgroup freezer) while the block runs."""
+        frozen = False
+        if self._container_running():
+            with contextlib.suppress(Exception):
+                self.container.pause()
+                frozen = True
+        try:
+            yield
+        finally:
+            if frozen:
+                with contextlib.suppress(Exception):
+                    self.container.unpause()
 
     def kill_all(self) -> None:
         if self.shell is not None and self.shell.proc is not None:

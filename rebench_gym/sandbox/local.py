@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from rebench_gym.sandbox import procs
@@ -118,6 +118,20 @@ class HostShellSandbox(Sandbox):
         if not self.shell.alive():
             self.shell.start()
         return self.shell.run(command, timeout)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        def agent_pids() -> list[int]:
+            found = set(procs.pids_with_env_marker(self.marker))
+            if self.cgroup is not None:
+                found.update(self.cgroup.pids())
+            return sorted(found)
+
+        stopped = procs.freeze(agent_pids)
+        try:
+            yield
+        finally:
+            procs.thaw(stopped)
 
     def kill_all(self) -> None:
         self.shell.stop()

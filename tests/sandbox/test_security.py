@@ -238,3 +238,19 @@ time.sleep(300)
             capture_output=True,
             timeout=120,
         )
+
+
+def test_agent_processes_are_stopped_while_paused(sandbox: Sandbox) -> None:
+    """A score call pauses the agent: its background jobs can neither contend nor time it."""
+    sandbox.exec("(while true; do echo t >> ticks; sleep 0.02; done) >/dev/null 2>&1 &", 10)
+    ticks = sandbox.workspace / "ticks"
+    deadline = time.monotonic() + 10
+    while not ticks.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with sandbox.paused():
+        time.sleep(0.2)
+        before = ticks.stat().st_size
+        time.sleep(0.5)
+        assert ticks.stat().st_size == before
+    time.sleep(0.5)
+    assert ticks.stat().st_size > before  # resumed
