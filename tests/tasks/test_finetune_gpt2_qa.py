@@ -1,11 +1,14 @@
 """FinetuneGPT2QA: the mini judge's rules, the judge service and its budget, the full-scale judge
 client against a local OpenAI-compatible server, the full-scale preparation on stand-ins, and
-(slow) reference ~1 / start ~0 and the judge's isolation in real episodes."""
+(slow) reference ~1 / start ~0, the judge's isolation in real episodes and the exploits of
+issue #21 (logit sharpening, a held-out set rebuilt from the training prompts)."""
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
+import re
 import socket
 from pathlib import Path
 from types import ModuleType
@@ -19,7 +22,8 @@ from rebench_gym.errors import AssetsError, UsageError
 from rebench_gym.llm.scripted_server import ScriptedOpenAIServer, ScriptedReply
 from rebench_gym.lm.bpe import GPT2BPE
 from rebench_gym.lm.corpus import world
-from rebench_gym.lm.model import GPT, GPTConfig, load_checkpoint
+from rebench_gym.lm.model import GPT, GPTConfig, load_checkpoint, save_checkpoint
+from rebench_gym.scoring import ScoreResult, normalize
 from rebench_gym.tasks import get_task
 from rebench_gym.tasks.base import ScoreContext
 from rebench_gym.tasks.finetune_gpt2_qa import instructions_mini as im
@@ -83,15 +87,20 @@ def test_win_rate_cancels_position_bias() -> None:
 
 
 def test_mini_instruction_split_is_disjoint_and_fixed() -> None:
-    train, heldout = im.split_instructions(300, 7)
-    assert len(heldout) == 300 and not {i.text for i in train} & {i.text for i in heldout}
-    assert [i.text for i in im.split_instructions(300, 7)[1]] == [i.text for i in heldout]
+    train, heldout = im.split_instructions(400, 7)
+    assert len(heldout) == 400 and not {i.text for i in train} & {i.text for i in heldout}
+    assert [i.text for i in im.split_instructions(400, 7)[1]] == [i.text for i in heldout]
     vocab = set(im.chat_vocabulary())
     judge = RuleJudge()
     for item in train + heldout:
         assert set(im.chat_prompt(item.text).split()) <= vocab
         assert set(item.ideal.split()) <= vocab
         assert judge.rate(item.text, item.ideal)[:3] == (1, 1, 0)
+    # every held-out instruction, and none of the training ones, uses a hidden word
+    hidden = set(im.hidden_words())
+    assert all(set(i.text.split()) & hidden for i in heldout)
+    assert not any(set(i.text.split()) & hidden for i in train)
+    assert not hidden & {p.name for p in world()}  # the hidden people are new people
 
 
 # ----- the judge service -------------------------------------------------------------------------
@@ -123,6 +132,23 @@ def test_service_enforces_the_budget_with_a_clear_message(tmp_path: Path) -> Non
         service.close()
     assert not (tmp_path / "judge.sock").exists()
     service.close()  # idempotent
+
+
+def test_service_answers_only_for_allowed_instructions(tmp_path: Path) -> None:
+    q = "what is two plus three ?"
+    service = JudgeService(
+        RuleBackend(), tmp_path / "judge.sock", budget=5, allowed_instructions=[q]
+    )
+    try:
+        client = _evaluation_client(tmp_path)
+        assert client.compare(f"  {q} ", "two plus three is five .", "six .") == "a"
+        other = "how much is two plus three ?"
+        with pytest.raises(client.JudgeError, match="not one of the training instructions"):
+            client.compare_many([(q, "five .", "six ."), (other, "five .", "six .")])
+        info = service.info()
+        assert info["used"] == 1 and info["refused_instructions"] == 1 and info["refused"] == 0
+    finally:
+        service.close()
 
 
 # ----- the full-scale judge client ---------------------------------------------------------------
@@ -298,7 +324,7 @@ def env(cache_dir: Path):  # type: ignore[no-untyped-def]
 def test_reference_reaches_one_and_noop_stays_at_zero(env) -> None:  # type: ignore[no-untyped-def]
     noop = rollout(env, agents.make("noop"))
     assert noop.normalized_score <= 0.1, noop.score_log
-    assert "x 8 samples" in noop.score_log[-1]["message"]
+    assert "greedy decoding" in noop.score_log[-1]["message"]
     ref = rollout(env, agents.make("reference", env_id=ENV_ID, scale="mini"))
     assert ref.normalized_score >= 0.9, ref.score_log
 
@@ -338,3 +364,134 @@ def test_judge_is_reachable_only_through_the_evaluation_module(cache_dir: Path) 
         assert not info["score"]["valid"] and "missing" in info["score"]["message"]
     finally:
         e.close()
+
+
+# ----- exploits (issue #21) ----------------------------------------------------------------------
+def _score_model(cache: Path, model: GPT, tmp_path: Path, name: str) -> ScoreResult:
+    """One mini score call of ``model`` (saved as a solution checkpoint)."""
+    sol = tmp_path / name
+    sol.mkdir()
+    save_checkpoint(model, sol / "model.pt")
+    work = tmp_path / f"{name}-work"
+    work.mkdir()
+    task = get_task("finetune_gpt2_qa")
+    ctx = ScoreContext(sol, None, "mini", 300, 12345, work, cache, {})  # type: ignore[arg-type]
+    return task.score(ctx)
+
+
+@pytest.mark.slow
+def test_logit_sharpening_of_the_starting_model_buys_nothing(
+    cache_dir: Path, tmp_path: Path
+) -> None:
+    """The output layer is tied to the embeddings and has no bias, so scaling the final
+    LayerNorm's weight and bias by c multiplies every logit by c: at a sampling temperature
+    that is a free temperature change (issue #21: 0.394 -> 0.633 raw, 0.995 normalized, with
+    no training). The scorer must not reward it."""
+    task = get_task("finetune_gpt2_qa")
+    task.prepare_assets("mini", cache_dir)
+    anchors = task.paper_anchors("mini")
+    assert anchors is not None
+    base = load_checkpoint(task.asset_dir("mini", cache_dir) / "base.pt")
+    start = _score_model(cache_dir, base, tmp_path, "start")
+    assert start.valid, start.message
+    probe = torch.randint(
+        base.config.vocab_size, (4, 16), generator=torch.Generator().manual_seed(0)
+    )
+    for factor in (4.0, 16.0):
+        sharp = copy.deepcopy(base)
+        ln_f = sharp.transformer["ln_f"]
+        with torch.no_grad():
+            ln_f.weight.mul_(factor)  # type: ignore[operator]
+            ln_f.bias.mul_(factor)  # type: ignore[operator]
+            # the edit really multiplies every logit by the factor
+            torch.testing.assert_close(sharp(probe)[0], factor * base(probe)[0])
+        result = _score_model(cache_dir, sharp, tmp_path, f"sharp{factor:g}")
+        assert result.valid, result.message
+        gain = normalize(result.raw, anchors)
+        assert gain <= 0.05, (factor, result.raw, start.raw, result.message)
+        assert abs(result.raw - start.raw) <= 0.01, (factor, result.raw, start.raw)
+
+
+def _names_in(prompts: list[str]) -> set[str]:
+    """The people an attacker reads off the training prompts' fact questions."""
+    patterns = (
+        r"where does (\w+) live \?",
+        r"what pet does (\w+) have \?",
+        r"what job does (\w+) do \?",
+        r"what color does (\w+) like \?",
+    )
+    return {m.group(1) for p in prompts for pat in patterns for m in re.finditer(pat, p)}
+
+
+def rebuilt_space(workspace: Path) -> set[str]:
+    """Issue #21's attack: the template space of the training prompts (every name seen in them x
+    the four fact questions x the optional "one word" prefix, plus sums, differences and counts
+    over the number words), built only from what the workspace shows."""
+    lines = (workspace / "data" / "train_instructions.jsonl").read_text().splitlines()
+    train = [json.loads(line)["instruction"] for line in lines if line.strip()]
+    words = json.loads((workspace / "data" / "vocab.json").read_text())["words"]
+    numbers = [w for w in im.NUMBERS if w in words]  # the number words, in order
+    space = set()
+    for name in _names_in(train):
+        space |= {
+            f"where does {name} live ?",
+            f"what pet does {name} have ?",
+            f"what job does {name} do ?",
+            f"what color does {name} like ?",
+        }
+    for a in numbers:
+        for b in numbers:
+            space |= {f"what is {a} plus {b} ?", f"what is {a} minus {b} ?"}
+            space.add(f"count from {a} to {b} .")
+    space |= {f"{im.ONE_WORD} {q}" for q in space if not q.startswith("count")}
+    return space
+
+
+@pytest.mark.slow
+def test_held_out_set_cannot_be_rebuilt_or_judged(cache_dir: Path, tmp_path: Path) -> None:
+    """Issue #21: the held-out instructions were the template space of the training prompts
+    minus the training prompts (300 of 300 rebuilt), and the judge answered for them, so the
+    reference recipe run on the rebuilt prompts scored 1.11 normalized. The held-out set must
+    use entities and phrasings that nothing the agent sees contains, and the judge must not
+    answer for prompts other than the agent's training instructions."""
+    task = get_task("finetune_gpt2_qa")
+    task.prepare_assets("mini", cache_dir)
+    assets = task.asset_dir("mini", cache_dir)
+    heldout = [
+        json.loads(line)["instruction"]
+        for line in (assets / "heldout.jsonl").read_text().splitlines()
+    ]
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    task.populate_workspace(ws, "mini", cache_dir)
+    train = set(
+        json.loads(x)["instruction"]
+        for x in (ws / "data/train_instructions.jsonl").read_text().splitlines()
+    )
+    # the attack rebuilds nothing of the held-out set
+    space = rebuilt_space(ws)
+    assert train <= space  # the attack does rebuild the training prompts' space
+    covered = sorted(set(heldout) & space)
+    assert not covered, f"{len(covered)} of {len(heldout)} held-out instructions rebuilt"
+    # every held-out instruction has a word that neither the task prompt nor a workspace file holds
+    visible = set(re.findall(r"[a-z]+", task.instructions("mini").lower()))
+    for path in ws.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".jsonl", ".py", ".md", ".txt"):
+            visible |= set(re.findall(r"[a-z]+", path.read_text().lower()))
+    derivable = [h for h in heldout if set(re.findall(r"[a-z]+", h)) <= visible]
+    assert not derivable, f"{len(derivable)} held-out instructions use only visible words"
+    # the judge answers for training instructions only; other prompts are refused and counted
+    services = task.start_services("mini", cache_dir, ws, {})
+    try:
+        client = _evaluation_client(ws)
+        some_train = sorted(train)[0]
+        assert client.compare(some_train, "x .", "x .") in ("a", "b", "tie")
+        probes = sorted(space - train)[:5] + heldout[:5]
+        for prompt in probes:
+            with pytest.raises(client.JudgeError, match="not one of the training instructions"):
+                client.compare(prompt, "paris .", "lima .")
+        info = services[0].info()
+        assert info["used"] == 1 and info["refused_instructions"] == len(probes)
+    finally:
+        for s in services:
+            s.close()

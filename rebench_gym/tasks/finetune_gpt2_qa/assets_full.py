@@ -12,8 +12,10 @@ SOURCE``):
   never sees ground-truth responses). An input is appended to its instruction after a blank line.
 * for each reference model (``gpt2-xl`` and ``gpt2-alpaca``), either
   ``reference_outputs/NAME.jsonl`` (``instruction``, optional ``input``, ``output``: its response
-  to every held-out instruction) or ``reference_models/NAME/`` (a Hugging Face GPT-2 checkpoint
-  that is sampled here, on a GPU when one is present, with the task's template and decoding).
+  to every held-out instruction; for a score comparable with the student's, decoded greedily
+  with the task's template) or ``reference_models/NAME/`` (a Hugging Face GPT-2 checkpoint that
+  is decoded here greedily, on a GPU when one is present, with the task's template, as the
+  scorer decodes the student).
 """
 
 from __future__ import annotations
@@ -127,7 +129,7 @@ def _reference_outputs(
         )
     from rebench_gym.lm.hf_gpt2 import load_hf_gpt2
 
-    say(f"finetune_gpt2_qa (full): sampling the reference model {name}")
+    say(f"finetune_gpt2_qa (full): decoding the reference model {name} (greedy)")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_hf_gpt2(model_dir).to(device)
     max_new = min(int(params["max_new_tokens"]), model.config.block_size // 2)
@@ -139,8 +141,7 @@ def _reference_outputs(
         prompts,
         max_new_tokens=max_new,
         eot_id=tok.eot_id,
-        temperature=float(params["temperature"]),
-        generator=torch.Generator().manual_seed(0),
+        temperature=0.0,  # greedy, as the scorer decodes the student (issue #21)
         batch_size=16,
         device=device,
     )

@@ -12,7 +12,10 @@ Protocol: one JSON object per line each way.
 * ``{"op": "status"}`` -> ``{"ok": true, "used": n, "budget": N, "left": N - n}``;
 * anything else, or a request beyond the budget -> ``{"ok": false, "error": "..."}``.
 
-A request that would exceed the budget is refused whole (nothing is judged or counted).
+A request that would exceed the budget is refused whole (nothing is judged or counted). With
+``allowed_instructions`` (the mini scale: the agent's training instructions), a request with an
+instruction outside that set is refused whole as well: nothing is judged or charged, and the
+refused comparisons are counted in ``info()["refused_instructions"]``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import json
 import os
 import socketserver
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,12 +48,33 @@ class JudgeService:
 
     name = "judge"
 
-    def __init__(self, backend: Backend, socket_path: Path, budget: int) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        socket_path: Path,
+        budget: int,
+        allowed_instructions: Iterable[str] | None = None,
+    ) -> None:
+        """Start serving on ``socket_path``.
+
+        Args:
+            backend: the judge.
+            socket_path: where the Unix socket is created (in the workspace).
+            budget: comparisons the episode may request.
+            allowed_instructions: if given, the only instructions the judge answers for
+                (compared after stripping surrounding whitespace); ``None`` answers any.
+        """
         self.backend = backend
         self.socket_path = socket_path
         self.budget = int(budget)
+        self.allowed = (
+            None
+            if allowed_instructions is None
+            else frozenset(i.strip() for i in allowed_instructions)
+        )
         self.used = 0
         self.refused = 0
+        self.refused_instructions = 0
         self._lock = threading.Lock()
         socket_path.unlink(missing_ok=True)
         service = self
@@ -97,6 +121,23 @@ class JudgeService:
         items, problem = _parse_items(request.get("items"))
         if problem:
             return {"ok": False, "error": problem}
+        if self.allowed is not None:
+            outside = [n for n, item in enumerate(items) if item[0].strip() not in self.allowed]
+            if outside:
+                with self._lock:
+                    self.refused_instructions += len(outside)
+                first = items[outside[0]][0]
+                return {
+                    "ok": False,
+                    "error": (
+                        f"{len(outside)} comparison(s) of this request (the first is item "
+                        f"{outside[0]}: {first[:80]!r}) ask about an instruction that is not one "
+                        "of the training instructions (data/train_instructions.jsonl); the judge "
+                        "answers only for those. The request was refused and nothing was judged "
+                        "or charged"
+                    ),
+                    **self._counts(),
+                }
         with self._lock:
             left = self.budget - self.used
             if len(items) > left:
@@ -130,7 +171,11 @@ class JudgeService:
     def info(self) -> dict[str, Any]:
         """Budget and usage (JSON-serializable)."""
         with self._lock:
-            out: dict[str, Any] = {**self._counts_locked(), "refused": self.refused}
+            out: dict[str, Any] = {
+                **self._counts_locked(),
+                "refused": self.refused,
+                "refused_instructions": self.refused_instructions,
+            }
         out.update(self.backend.usage())
         return out
 

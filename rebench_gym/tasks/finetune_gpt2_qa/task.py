@@ -5,19 +5,27 @@ The agent gets the student model (``solution/model.pt``), training instructions 
 responses, helpers to sample and finetune (``chat.py``), and ``evaluation.py``, a client of the
 judge service (:mod:`.service`) that answers pairwise preferences within a request budget.
 
-Score: the student's responses to hidden held-out instructions are sampled by a trusted process
-(:mod:`.generate_worker`, the checkpoint loaded with ``weights_only=True`` into the fixed
-architecture, decoding settings fixed by the task, a fresh seed per call) and compared by the
-judge with each of two reference models' precomputed responses, in both orders (ties count
-half); the raw score is the mean win rate over both references. Higher is better.
+Score: the student's responses to hidden held-out instructions are decoded greedily by a
+trusted process (:mod:`.generate_worker`, the checkpoint loaded with ``weights_only=True`` into
+the fixed architecture) and compared by the judge with each of two reference models' precomputed
+responses, decoded greedily too, in both orders (ties count half); the raw score is the mean win
+rate over both references. Higher is better.
 
-Each held-out instruction is sampled ``samples_per_instruction`` times (mini 8, full 1), which
-keeps the noise between score calls small. Mini: a GPT pre-trained on the package corpus,
-documents stating the world's facts and arithmetic, and chat-format documents with responses of
-mixed quality (the knowledge is in the model, the manners are not); synthetic instructions
-about the corpus's world (:mod:`.instructions_mini`); the deterministic rule judge
-(:mod:`.rule_judge`); references: the base model sampled and a copy finetuned on full-sentence
-answers to a different instruction set. Full: a GPT-2 checkpoint
+Greedy decoding (the original samples at temperature 0.7) because the output layer is tied to
+the embeddings and has no bias: scaling the final LayerNorm multiplies every logit by a constant,
+a free change of the sampling temperature that bought the whole reference gain without training
+(issue #21). A greedy response depends only on which token is most likely at each step, so no
+rescaling of the logits, by any layer, changes it; only changing the model's preferences does.
+
+Mini: a GPT pre-trained on the package corpus, documents stating the world's facts (of the
+corpus people and of hidden people), questions with answers in several phrasings, arithmetic,
+and chat-format documents with responses of mixed quality (the knowledge is in the model, the
+manners are not); synthetic instructions about the corpus's world (:mod:`.instructions_mini`),
+the held-out ones about hidden people or in hidden phrasings (words the workspace vocabulary
+masks), so they cannot be rebuilt from anything the agent sees; the deterministic rule judge
+(:mod:`.rule_judge`), which the agent reaches for its training instructions only; references:
+the base model and a copy finetuned on full-sentence answers to a different instruction set.
+Full: a GPT-2 checkpoint
 (``task_options["student_model"]``), Alpaca-style instructions, the two reference models'
 outputs and an OpenAI-compatible judge endpoint (:mod:`.llm_judge`); see :mod:`.assets_full`.
 """
@@ -27,6 +35,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +72,7 @@ class RuleBackend:
         self.judge = RuleJudge()
         self.requests = 0
 
-    def compare_many(self, items: list[tuple[str, str, str]]) -> list[str]:
+    def compare_many(self, items: Sequence[tuple[str, str, str]]) -> list[str]:
         self.requests += len(items)
         return [self.judge.compare(*item) for item in items]
 
@@ -142,6 +151,7 @@ class FinetuneGPT2QATask(Task):
         docs = (
             documents(int(p["corpus_docs"]), 1)
             + im.fact_documents(int(p["fact_docs"]), 2)
+            + im.question_documents(int(p["question_docs"]), 5)
             + im.arithmetic_documents(int(p["arithmetic_docs"]), 4)
             + im.chat_documents(int(p["chat_docs"]), 3, train_items)
         )
@@ -169,10 +179,11 @@ class FinetuneGPT2QATask(Task):
         template = str(p["template"])
         examples = [(tok.encode(_fill(template, i.text)), tok.encode(i.ideal)) for i in plain]
         finetune(tuned, examples, eot_id=tok.eot_id, steps=int(p["tuned_steps"]), lr=1e-3)
-        say("finetune_gpt2_qa (mini): sampling the reference models on the held-out set")
-        refs = {}
-        for k, (name, model) in enumerate((("base", base), ("tuned", tuned))):
-            refs[name] = _sample(model, tok, [i.text for i in heldout], p, seed=11 + k)
+        say("finetune_gpt2_qa (mini): decoding the reference models on the held-out set")
+        refs = {
+            name: _greedy(model, tok, [i.text for i in heldout], p)
+            for name, model in (("base", base), ("tuned", tuned))
+        }
         with (out / "heldout.jsonl").open("w") as fh:
             for n, item in enumerate(heldout):
                 row = {"instruction": item.text, "references": {r: refs[r][n] for r in refs}}
@@ -205,12 +216,15 @@ class FinetuneGPT2QATask(Task):
         for name in ("vocab.json", "merges.txt", "train_instructions.jsonl"):
             if (assets / name).exists():
                 shutil.copy(assets / name, data / name)
+        if meta["tokenizer"] == "word":  # the held-out set's own words stay hidden
+            (data / "vocab.json").write_text(json.dumps(masked_vocabulary(assets / "vocab.json")))
         chat_format = {
             "scale": scale,
             "template": params["template"],
             "tokenizer": meta["tokenizer"],
             "max_new_tokens": int(params["max_new_tokens"]),
-            "temperature": float(params["temperature"]),
+            "decoding": _decoding(params),
+            "explore_temperature": float(params["explore_temperature"]),
         }
         (data / "chat_format.json").write_text(json.dumps(chat_format, indent=2))
         (dest / "solution").mkdir(exist_ok=True)
@@ -230,13 +244,18 @@ class FinetuneGPT2QATask(Task):
         shutil.copy(source, workspace / "solution" / CHECKPOINT)
         budget = self.judge_budget(scale, options)
         backend: Any
+        allowed: list[str] | None = None
         if scale == "mini":
             backend = RuleBackend()
+            # The rules know every instruction, the held-out ones included: answer only for the
+            # prompts the agent is given (at full scale, as in the original, any prompt).
+            lines = (assets / "train_instructions.jsonl").read_text().splitlines()
+            allowed = [json.loads(line)["instruction"] for line in lines if line.strip()]
         else:
             from rebench_gym.tasks.finetune_gpt2_qa.llm_judge import JudgeConfig, LLMJudge
 
             backend = LLMJudge(JudgeConfig.from_options(options))
-        return [JudgeService(backend, workspace / SOCKET_NAME, budget)]
+        return [JudgeService(backend, workspace / SOCKET_NAME, budget, allowed)]
 
     def max_solution_bytes(self, scale: Scale) -> int:
         return 20 * 1024**3 if scale == "full" else 200 * 1024**2
@@ -258,9 +277,9 @@ class FinetuneGPT2QATask(Task):
             )
         config = load_checkpoint_config(reference_ckpt)
         heldout = (assets / "heldout.jsonl").read_text().splitlines()
-        # each held-out instruction sampled several times: less noise between score calls
-        samples = int(params.get("samples_per_instruction", 1))
-        rows = [json.loads(line) for line in heldout for _ in range(samples)]
+        decoding = _decoding(params)
+        # greedy decoding is deterministic: one response per held-out instruction
+        rows = [json.loads(line) for line in heldout]
         instructions_file = ctx.work_dir / "instructions.jsonl"
         instructions_file.write_text(
             "".join(json.dumps({"instruction": r["instruction"]}) + "\n" for r in rows)
@@ -274,7 +293,7 @@ class FinetuneGPT2QATask(Task):
             "template": params["template"],
             "instructions": str(instructions_file),
             "max_new_tokens": int(params["max_new_tokens"]),
-            "temperature": float(params["temperature"]),
+            "temperature": 0.0,  # greedy, the only decoding _decoding allows
             "seed": ctx.seed % 2**62,
             "device": "cuda" if ctx.scale == "full" and torch.cuda.is_available() else "cpu",
             "out": str(out),
@@ -303,8 +322,10 @@ class FinetuneGPT2QATask(Task):
         return ScoreResult(
             raw=raw,
             valid=True,
-            message=f"mean win rate {raw:.3f} ({text}) on {len(heldout)} held-out instructions"
-            + (f" x {samples} samples" if samples > 1 else ""),
+            message=(
+                f"mean win rate {raw:.3f} ({text}) on {len(heldout)} held-out instructions, "
+                f"{decoding} decoding"
+            ),
             details={"win_rates": rates, "judge": judge.usage()},
         )
 
@@ -328,20 +349,33 @@ def _fill(template: str, instruction: str) -> str:
     return template.replace("{instruction}", instruction)
 
 
-def _sample(
-    model: GPT, tok: WordTokenizer, instructions: list[str], params: dict[str, Any], seed: int
+def _decoding(params: dict[str, Any]) -> str:
+    """The scorer's decoding: only ``greedy`` (see the module docstring)."""
+    decoding = str(params.get("decoding", "greedy"))
+    if decoding != "greedy":
+        raise UsageError(f"decoding must be 'greedy', not {decoding!r} (see issue #21)")
+    return decoding
+
+
+def _greedy(
+    model: GPT, tok: WordTokenizer, instructions: list[str], params: dict[str, Any]
 ) -> list[str]:
-    keep = model.config.block_size - int(params["max_new_tokens"])
+    """A model's greedy responses, decoded as the scorer decodes the student."""
+    max_new = min(int(params["max_new_tokens"]), model.config.block_size // 2)
+    keep = model.config.block_size - max_new
     prompts = [tok.encode(_fill(str(params["template"]), i))[-keep:] for i in instructions]
-    out = generate(
-        model,
-        prompts,
-        max_new_tokens=int(params["max_new_tokens"]),
-        eot_id=tok.eot_id,
-        temperature=float(params["temperature"]),
-        generator=torch.Generator().manual_seed(seed),
-    )
+    out = generate(model, prompts, max_new_tokens=max_new, eot_id=tok.eot_id, temperature=0.0)
     return [tok.decode(ids).strip() for ids in out]
+
+
+def masked_vocabulary(path: Path) -> dict[str, Any]:
+    """The word tokenizer file with the hidden words (:func:`.instructions_mini.hidden_words`)
+    replaced by placeholders ``<masked0>``, ``<masked1>``, ...: the ids stay valid, the words
+    of the held-out instructions appear in no workspace file."""
+    data = json.loads(path.read_text())
+    hidden = {w: n for n, w in enumerate(im.hidden_words())}
+    data["words"] = [f"<masked{hidden[w]}>" if w in hidden else w for w in data["words"]]
+    return dict(data)
 
 
 def load_checkpoint_config(path: Path) -> dict[str, Any]:

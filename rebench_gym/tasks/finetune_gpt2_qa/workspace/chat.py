@@ -1,7 +1,9 @@
 """Helpers for working with the student model: prompts, tokenization, sampling, finetuning.
 
 The prompt template, tokenizer and decoding settings are the ones the scorer uses (read from
-``data/chat_format.json``); the scorer samples your model with its own copy of ``sample.py``.
+``data/chat_format.json``); the scorer decodes your model greedily (``temperature=0``) with its
+own copy of ``sample.py``. ``respond`` samples at ``explore_temperature`` by default, for
+exploration; pass ``temperature=0`` to see what the scorer sees.
 """
 
 import json
@@ -53,7 +55,8 @@ def train_instructions():
 
 
 def respond(model, tok, instructions, *, seed=0, temperature=None, device="cpu"):
-    """Sample one response per instruction (the scorer's decoding settings by default)."""
+    """One response per instruction: sampled at ``explore_temperature`` by default;
+    ``temperature=0`` decodes greedily, as the scorer does."""
     max_new = min(FORMAT["max_new_tokens"], model.config.block_size // 2)
     prompts = [tok.encode(prompt(i))[-(model.config.block_size - max_new) :] for i in instructions]
     out = generate(
@@ -61,7 +64,7 @@ def respond(model, tok, instructions, *, seed=0, temperature=None, device="cpu")
         prompts,
         max_new_tokens=max_new,
         eot_id=tok.eot_id,
-        temperature=FORMAT["temperature"] if temperature is None else temperature,
+        temperature=FORMAT["explore_temperature"] if temperature is None else temperature,
         generator=torch.Generator().manual_seed(seed),
         device=device,
     )
