@@ -299,6 +299,16 @@ def test_full_scale_preparation_and_scoring_on_stand_ins(tmp_path: Path) -> None
         assert result.valid, result.message
         assert result.raw == 0.5  # a judge that always says "A" gives half in both orders
         assert len(server.requests) == 4 * 2 * 2
+    # an endpoint whose error body echoes the request: the score message says only the status
+    echo = lambda body: ScriptedReply(status=400, error=body["messages"][-1]["content"])  # noqa: E731
+    with ScriptedOpenAIServer(echo) as server:
+        options = {"judge_base_url": server.base_url, "student_model": "gpt2"}
+        ctx = ScoreContext(sol, None, "full", 120, 1, tmp_path, cache, options)  # type: ignore[arg-type]
+        result = task.score(ctx)
+        assert not result.valid and "HTTP 400" in result.message, result.message
+        assert "Say hello" not in result.message and "hello x1" not in result.message
+    with ScriptedOpenAIServer(lambda body: "A") as server:
+        options = {"judge_base_url": server.base_url, "student_model": "gpt2"}
         bad = {**options, "student_model": "gpt2-xl"}  # the wrong architecture for this file
         result = task.score(ScoreContext(sol, None, "full", 120, 1, tmp_path, cache, bad))  # type: ignore[arg-type]
         assert not result.valid and "shape" in result.message

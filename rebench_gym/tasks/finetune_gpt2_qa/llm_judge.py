@@ -49,7 +49,15 @@ _VERDICT = re.compile(r"\b([AB])\b")
 
 
 class JudgeError(RuntimeError):
-    """The judge endpoint failed after retries (network, authentication, malformed replies)."""
+    """The judge endpoint failed after retries (network, authentication, malformed replies).
+
+    ``str(error)`` may quote the endpoint's reply, which can echo the prompt; :attr:`public` says
+    what went wrong without a word of it (what a score message on held-out prompts may carry).
+    """
+
+    def __init__(self, message: str, public: str) -> None:
+        super().__init__(message)
+        self.public = public
 
 
 @dataclass(frozen=True)
@@ -125,7 +133,10 @@ class LLMJudge:
         try:
             text = str(reply["choices"][0]["message"]["content"] or "")
         except (KeyError, IndexError, TypeError) as e:
-            raise JudgeError(f"the judge's reply has no message: {str(reply)[:300]}") from e
+            raise JudgeError(
+                f"the judge's reply has no message: {str(reply)[:300]}",
+                "the judge's reply has no message",
+            ) from e
         usage = reply.get("usage") or {}
         with self._lock:
             self.requests += 1
@@ -162,28 +173,38 @@ class LLMJudge:
             headers["Authorization"] = f"Bearer {self.config.api_key}"
         url = f"{self.config.base_url}/chat/completions"
         delay = 1.0
-        last = ""
+        last = kind = ""
         for attempt in range(self.config.max_retries + 1):
             request = urllib.request.Request(url, data=data, headers=headers, method="POST")
             try:
                 with urllib.request.urlopen(request, timeout=self.config.timeout_s) as resp:
                     payload = json.loads(resp.read())
                 if not isinstance(payload, dict):
-                    raise JudgeError(f"the judge answered {str(payload)[:200]!r}, not an object")
+                    raise JudgeError(
+                        f"the judge answered {str(payload)[:200]!r}, not an object",
+                        "the judge's reply is not a JSON object",
+                    )
                 return payload
             except urllib.error.HTTPError as e:
                 last = f"HTTP {e.code}: {e.read()[:300].decode(errors='replace')}"
+                kind = f"HTTP {e.code}"
                 if e.code not in (408, 409, 429) and e.code < 500:
-                    raise JudgeError(f"the judge at {url} refused the request ({last})") from e
+                    raise JudgeError(
+                        f"the judge at {url} refused the request ({last})",
+                        f"the judge refused the request ({kind})",
+                    ) from e
                 retry_after = e.headers.get("Retry-After") if e.headers else None
                 wait = float(retry_after) if retry_after else delay
             except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
-                last = f"{type(e).__name__}: {e}"
+                last, kind = f"{type(e).__name__}: {e}", type(e).__name__
                 wait = delay
             except json.JSONDecodeError as e:
-                last = f"malformed JSON ({e})"
+                last, kind = f"malformed JSON ({e})", "malformed JSON"
                 wait = delay
             if attempt < self.config.max_retries:
                 time.sleep(min(wait, 30.0))
                 delay = min(delay * 2, 30.0)
-        raise JudgeError(f"the judge at {url} failed after retries: {last}")
+        raise JudgeError(
+            f"the judge at {url} failed after retries: {last}",
+            f"the judge failed after {self.config.max_retries} retries ({kind})",
+        )

@@ -58,6 +58,7 @@ from rebench_gym.lm.trusted import run_worker
 from rebench_gym.scoring import ScoreResult
 from rebench_gym.tasks.base import EpisodeService, ProgressFn, Scale, ScoreContext, Task
 from rebench_gym.tasks.finetune_gpt2_qa import instructions_mini as im
+from rebench_gym.tasks.finetune_gpt2_qa.llm_judge import JudgeError
 from rebench_gym.tasks.finetune_gpt2_qa.rule_judge import RuleJudge
 from rebench_gym.tasks.finetune_gpt2_qa.service import SOCKET_NAME, JudgeService
 
@@ -316,7 +317,9 @@ class FinetuneGPT2QATask(Task):
         try:
             rates = win_rates(judge, rows, responses, list(params["references"]))
         except Exception as e:  # the endpoint failed: an invalid score, not a crash
-            return ScoreResult.invalid(f"judging failed: {type(e).__name__}: {e}")
+            # never the endpoint's words: an error body can echo a held-out prompt
+            why = e.public if isinstance(e, JudgeError) else type(e).__name__
+            return ScoreResult.invalid(f"judging failed: {why}")
         raw = sum(rates.values()) / len(rates)
         text = ", ".join(f"{k} {v:.3f}" for k, v in rates.items())
         return ScoreResult(
