@@ -460,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sandbox",
         choices=PROVIDERS,
         default=None,
-        help="sandbox provider (default: the safest available)",
+        help="sandbox provider (default: bwrap; local only when named)",
     )
 
     p = add("run", cmd_run, "roll out an agent")
@@ -475,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sandbox",
         choices=PROVIDERS,
         default=None,
-        help="sandbox provider (default: the safest available)",
+        help="sandbox provider (default: bwrap; local only when named)",
     )
     p.add_argument("--episodes", type=_positive_int, default=1, help="episodes to run")
     p.add_argument(

@@ -73,7 +73,8 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
     ## Arguments
     * ``task``: task name (set by the registered id).
     * ``scale``: ``"full"`` (default) or ``"mini"``.
-    * ``sandbox``: ``"local"``, ``"bwrap"`` or ``"docker"``; default the safest available.
+    * ``sandbox``: ``"local"``, ``"bwrap"`` or ``"docker"``; default ``"bwrap"`` (``"local"``
+      isolates nothing and is used only when named).
     * ``hidden_score``: the RE-Bench ``hidden_score`` variant.
     * ``command_timeout``: default seconds per shell command (a ``bash`` call may set its own).
     * ``max_output_chars``: longest ``terminal`` text.

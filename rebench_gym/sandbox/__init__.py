@@ -1,6 +1,6 @@
 """Sandbox providers by name: ``local``, ``bwrap`` and ``docker``.
 
-Use :func:`make_sandbox`; :func:`default_sandbox_name` picks the safest provider available.
+Use :func:`make_sandbox`; :func:`default_sandbox_name` is bwrap (never the unisolated local).
 """
 
 from __future__ import annotations

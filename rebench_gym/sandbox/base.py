@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from rebench_gym.errors import ActionError
 
@@ -342,15 +343,28 @@ def _copy_dir(
                 os.symlink(link, target)
 
 
-def _copy_file(dir_fd: int, name: str, target: Path, budget: list[int]) -> None:
+def open_regular(path: str | Path, *, dir_fd: int | None = None) -> BinaryIO | None:
+    """Open for reading a file that a sandboxed process may have put or replaced.
+
+    Returns None unless it is a regular file: a symlink is never followed and a FIFO or device
+    never blocks or streams forever (``O_NOFOLLOW | O_NONBLOCK``, then ``fstat``).
+    """
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
     except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
+
+
+def _copy_file(dir_fd: int, name: str, target: Path, budget: list[int]) -> None:
+    src = open_regular(name, dir_fd=dir_fd)
+    if src is None:
         return
-    with os.fdopen(fd, "rb") as src:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return
+    with src:
+        info = os.fstat(src.fileno())
         # the copy is private to the scorer and read by the solution's (unprivileged) run
         mode = stat.S_IMODE(info.st_mode) & 0o775 | 0o644
         with open(target, "xb") as out:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import time
@@ -39,7 +38,7 @@ from rebench_gym.lm.data import write_tokens
 from rebench_gym.lm.tokenizer import WordTokenizer
 from rebench_gym.lm.trusted import log_loss_score
 from rebench_gym.sandbox import procs
-from rebench_gym.sandbox.base import Bind
+from rebench_gym.sandbox.base import Bind, open_regular
 from rebench_gym.scoring import ScoreResult
 from rebench_gym.tasks.base import ProgressFn, Scale, ScoreContext, Task
 
@@ -145,7 +144,7 @@ class RestrictedMLMTask(Task):
         shutil.copy(self.package_dir / "capture.py", ctx.work_dir / "capture.py")
         out = ctx.work_dir / "out"
         out.mkdir()
-        out.chmod(0o777)  # the sandbox may run as another uid (docker, bwrap uid 1000)
+        out.chmod(0o777)  # the sandbox may run as another uid (docker, bwrap as root)
         log_path = ctx.work_dir / "capture.log"
         with open(log_path, "wb") as log:
             proc = ctx.sandbox.spawn(
@@ -262,15 +261,11 @@ def train_start_model(out: Path, config: dict[str, Any], say: ProgressFn) -> Non
 # ----- helpers ---------------------------------------------------------------------------------
 def _copy_regular(src: Path, dest: Path, limit: int) -> None:
     """Copy a file the sandbox wrote, refusing symlinks, special files and oversized files."""
-    try:
-        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:  # missing, a symlink, or unreadable: treated as not written
+    fin = open_regular(src)  # None: missing, a symlink or a special file: not written
+    if fin is None:
         return
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+    with fin:
+        if os.fstat(fin.fileno()).st_size > limit:
             return
-        with os.fdopen(os.dup(fd), "rb") as fin, open(dest, "wb") as fout:
+        with open(dest, "wb") as fout:
             shutil.copyfileobj(fin, fout, 1 << 20)
-    finally:
-        os.close(fd)

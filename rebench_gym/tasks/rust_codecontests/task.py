@@ -31,9 +31,7 @@ import builtins
 import contextlib
 import json
 import math
-import os
 import shutil
-import stat
 import subprocess
 import time
 import uuid
@@ -45,7 +43,7 @@ from rebench_gym.errors import AssetsError
 from rebench_gym.llm.proxy import LLMProxy, ProxyConfig
 from rebench_gym.lm.assets import build_once
 from rebench_gym.sandbox import procs
-from rebench_gym.sandbox.base import Bind
+from rebench_gym.sandbox.base import Bind, open_regular
 from rebench_gym.sandbox.local import python_bin_dir
 from rebench_gym.scoring import ScoreResult
 from rebench_gym.tasks.base import EpisodeService, ProgressFn, Scale, ScoreContext, Task
@@ -422,24 +420,11 @@ def _import_error(path: Path) -> str | None:
 def _read_regular(path: Path, limit: int) -> bytes:
     """The first ``limit`` bytes of ``path`` if it is a regular file (not a symlink, FIFO or
     device the sandboxed process put there), else b""."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
+    fh = open_regular(path)
+    if fh is None:
         return b""
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return b""
-        chunks: list[bytes] = []
-        left = limit
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+    with fh:
+        return fh.read(limit)
 
 
 def _round(value: float) -> str:

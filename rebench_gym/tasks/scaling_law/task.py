@@ -45,9 +45,12 @@ FIXED_KEYS = ("n_layer", "n_head", "block_size", "batch_size", "vocab_size")
 
 
 def training_flops(n_embd: float, max_iters: float, fixed: dict[str, Any]) -> float:
-    """The task's FLOP count of one run (the formula of the original task)."""
-    per_iter = fixed["n_layer"] * 12 * 6 * fixed["block_size"] * fixed["batch_size"]
-    return float(per_iter) * float(n_embd) ** 2 * float(max_iters)
+    """The task's FLOP count of one run (the formula of the original task).
+
+    Exact (a Python int, which never overflows) when ``n_embd`` and ``max_iters`` are ints.
+    """
+    per_iter = int(fixed["n_layer"]) * 12 * 6 * int(fixed["block_size"]) * int(fixed["batch_size"])
+    return per_iter * n_embd**2 * max_iters
 
 
 def n_embd_for_budget(budget: float, max_iters: int, fixed: dict[str, Any]) -> int:
@@ -117,8 +120,7 @@ def score_answer(
         )
     n_embd, max_iters = sizes["n_embd"], sizes["max_iters"]
     # Exact integer FLOPs: Python compares ints with floats exactly, so nothing overflows.
-    per_iter = int(fixed["n_layer"]) * 12 * 6 * int(fixed["block_size"]) * int(fixed["batch_size"])
-    flops = per_iter * n_embd**2 * max_iters
+    flops = training_flops(n_embd, max_iters, fixed)
     low, high = band
     if not low * budget <= flops <= high * budget:
         size = f"{flops:.3e} FLOPs" if flops < 1e300 else "more than 1e300 FLOPs"
