@@ -28,14 +28,9 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
 from rebench_gym.errors import HardwareError, ReBenchError, SandboxError, UsageError
+from rebench_gym.vector.ray_cluster import connect, ray_module
 
 MAX_ERROR_CHARS = 4000
-
-
-def _ray() -> Any:
-    from rebench_gym.vector.ray_cluster import ray_module
-
-    return ray_module()
 
 
 @dataclass(frozen=True)
@@ -137,8 +132,6 @@ class RayVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
         self._last_files = [""] * num_envs
         self.restarts = 0
         self._retired: list[WorkerInfo] = []
-        from rebench_gym.vector.ray_cluster import connect
-
         self._owns_ray = False
         # joins (and checks) the cluster unless this process is connected already; the envs'
         # progress messages (asset preparation, calibration) reach this terminal
@@ -157,7 +150,7 @@ class RayVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
     # ----- actors ------------------------------------------------------------------------------
     def _check_capacity(self) -> None:
         """Fail fast when the cluster can never hold ``num_envs`` actors of this size."""
-        ray = _ray()
+        ray = ray_module()
         total = ray.cluster_resources()
         for key, name in (("num_cpus", "CPU"), ("num_gpus", "GPU")):
             need = float(self.actor_options.get(key) or 0) * self.num_envs
@@ -172,14 +165,14 @@ class RayVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
                 )
 
     def _spawn(self) -> Any:
-        ray = _ray()
+        ray = ray_module()
         from rebench_gym.vector.worker import EnvWorker
 
         remote = ray.remote(EnvWorker).options(max_restarts=0, **self.actor_options)
         return remote.remote(self.env_id, self.make_kwargs, self.pin_gpus, self.wrappers)
 
     def _await_ready(self, indices: Sequence[int] | range) -> None:
-        ray = _ray()
+        ray = ray_module()
         indices = list(indices)
         refs = [self._actors[i].ready.remote() for i in indices]
         try:
@@ -199,7 +192,7 @@ class RayVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
 
     def _restart(self, i: int) -> None:
         """Replace env ``i``'s actor with a fresh one (the old one is killed if still alive)."""
-        ray = _ray()
+        ray = ray_module()
         old = self._actors[i]
         retired = self.workers[i]
         if retired is not None:
@@ -220,7 +213,7 @@ class RayVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
         options: dict[str, Any] | None = None,
     ) -> tuple[Any, dict[str, Any]]:
         """Reset every env (restarting failed actors first); Gymnasium's seeding rules."""
-        ray = _ray()
+        ray = ray_module()
         self._check_open()
         if self._calls:
             raise UsageError("a step is still in flight; call step_wait()/recv() before reset()")
@@ -344,7 +337,7 @@ class RayVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
     def _collect(
         self, min_envs: int, timeout: float | None
     ) -> tuple[np.ndarray, list[tuple[dict[str, str], float, bool, bool, dict[str, Any]]]]:
-        ray = _ray()
+        ray = ray_module()
         by_ref = {id(c.ref): i for i, c in self._calls.items()}
         refs = [c.ref for c in self._calls.values()]
         ready, _ = ray.wait(refs, num_returns=min_envs, timeout=timeout)
@@ -355,7 +348,7 @@ class RayVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
         return np.array(ready_ids, dtype=np.int64), results
 
     def _result(self, i: int) -> tuple[dict[str, str], float, bool, bool, dict[str, Any]]:
-        ray = _ray()
+        ray = ray_module()
         call = self._calls.pop(i)
         try:
             value = ray.get(call.ref)
@@ -400,7 +393,7 @@ class RayVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
     # ----- closing -----------------------------------------------------------------------------
     def close_extras(self, **kwargs: Any) -> None:
         """Close every env, kill every actor, and wait until their local processes are gone."""
-        ray = _ray()
+        ray = ray_module()
         if not ray.is_initialized():
             return
         actors = [a for a in getattr(self, "_actors", []) if a is not None]
