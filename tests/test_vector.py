@@ -109,7 +109,7 @@ def test_make_vec_pins_each_full_scale_env_to_its_gpus() -> None:
 
 @pytest.mark.slow
 def test_make_vec_spawns_workers_and_leaves_no_process() -> None:
-    from rebench_gym.sandbox import procs
+    from rebench_gym import procs
     from rebench_gym.vector import make_vec
     from rebench_gym.vector.worker import running
 

@@ -24,10 +24,9 @@ from typing import Any
 
 import pytest
 
-from rebench_gym import actions
+from rebench_gym import actions, procs
 from rebench_gym.agents import ScriptedAgent
 from rebench_gym.errors import HardwareError, UsageError
-from rebench_gym.sandbox import procs
 from tests.conftest import HAVE_BWRAP
 
 ray = pytest.importorskip("ray")

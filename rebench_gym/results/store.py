@@ -38,8 +38,8 @@ from typing import Any, Literal
 
 import gymnasium as gym
 
+from rebench_gym import procs
 from rebench_gym.errors import UsageError
-from rebench_gym.sandbox import procs
 
 SCHEMA_VERSION = 1
 EpisodeStatus = Literal["running", "finished", "failed"]

@@ -37,8 +37,9 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 
 import rebench_gym
+from rebench_gym import procs
 from rebench_gym.errors import SandboxUnavailableError, UsageError
-from rebench_gym.sandbox import procs, seccomp
+from rebench_gym.sandbox import seccomp
 from rebench_gym.sandbox.base import Bind, lend_binds
 from rebench_gym.sandbox.local import HostShellSandbox, base_env, set_parent_death_signal
 

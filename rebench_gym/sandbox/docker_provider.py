@@ -43,8 +43,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rebench_gym import procs
 from rebench_gym.errors import SandboxError, SandboxUnavailableError, UsageError
-from rebench_gym.sandbox import procs
 from rebench_gym.sandbox.base import Bind, ExecResult, Sandbox, lend_binds
 from rebench_gym.sandbox.docker_images import LABEL, docker_client
 from rebench_gym.sandbox.local import set_parent_death_signal
@@ -575,7 +575,7 @@ def _read_pids(procs_file: Path) -> list[int]:
 class ScoringContainer:
     """The processes of a scoring container, seen from the host (what scorers freeze and stop).
 
-    Quacks like :class:`~rebench_gym.sandbox.procs.PidsCgroup` where the scorers use it:
+    Quacks like :class:`~rebench_gym.procs.PidsCgroup` where the scorers use it:
     :meth:`pids` lists the container's processes by host pid (from its cgroup, when the engine
     runs on this machine) and :meth:`remove` removes the container.
     """

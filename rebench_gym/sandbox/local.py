@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from rebench_gym.sandbox import procs
+from rebench_gym import procs
 from rebench_gym.sandbox.base import Bind, ExecResult, Sandbox
 from rebench_gym.sandbox.shell import PersistentShell
 

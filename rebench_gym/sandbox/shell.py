@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from rebench_gym.sandbox import procs
+from rebench_gym import procs
 from rebench_gym.sandbox.base import ExecResult
 from rebench_gym.sandbox.output import BoundedBuffer, to_text
 

@@ -194,7 +194,7 @@ def _reap(watched: dict[str, list[str]]) -> None:
     remove their docker containers and their workspace directories."""
     import shutil
 
-    from rebench_gym.sandbox import procs
+    from rebench_gym import procs
 
     for _ in range(3):
         for path in watched["cgroup"]:

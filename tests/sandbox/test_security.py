@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from rebench_gym import procs
 from rebench_gym.errors import ActionError, SandboxUnavailableError
-from rebench_gym.sandbox import Sandbox, default_sandbox_name, make_sandbox, procs
+from rebench_gym.sandbox import Sandbox, default_sandbox_name, make_sandbox
 from rebench_gym.sandbox.leftovers import find_leftovers
 from tests.conftest import HAVE_BWRAP
 

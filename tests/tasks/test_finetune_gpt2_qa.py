@@ -20,9 +20,9 @@ import torch
 from rebench_gym import agents, rollout
 from rebench_gym.errors import AssetsError, UsageError
 from rebench_gym.llm.scripted_server import ScriptedOpenAIServer, ScriptedReply
-from rebench_gym.lm.bpe import GPT2BPE
-from rebench_gym.lm.corpus import world
-from rebench_gym.lm.model import GPT, GPTConfig, load_checkpoint, save_checkpoint
+from rebench_gym.lmkit.bpe import GPT2BPE
+from rebench_gym.lmkit.corpus import world
+from rebench_gym.lmkit.model import GPT, GPTConfig, load_checkpoint, save_checkpoint
 from rebench_gym.scoring import ScoreResult, normalize
 from rebench_gym.tasks import get_task
 from rebench_gym.tasks.base import ScoreContext
@@ -213,7 +213,7 @@ def test_service_over_the_llm_judge_counts_tokens(tmp_path: Path) -> None:
 # ----- the full scale on stand-in files ----------------------------------------------------------
 def _write_bpe(path: Path) -> GPT2BPE:
     """A tiny GPT-2-format tokenizer: the 256 byte symbols, a few merges, <|endoftext|>."""
-    from rebench_gym.lm.bpe import _byte_to_unicode
+    from rebench_gym.lmkit.bpe import _byte_to_unicode
 
     symbols = list(_byte_to_unicode().values())
     merges = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("i", "n")]

@@ -12,8 +12,8 @@ import torch
 
 from rebench_gym import actions, agents, rollout
 from rebench_gym.errors import AssetsError
-from rebench_gym.lm.data import write_tokens
-from rebench_gym.lm.model import GPT, GPTConfig, load_checkpoint
+from rebench_gym.lmkit.data import write_tokens
+from rebench_gym.lmkit.model import GPT, GPTConfig, load_checkpoint
 from rebench_gym.tasks import get_task
 from rebench_gym.tasks.fix_embedding.task import build_full
 from tests.conftest import HAVE_BWRAP

@@ -20,9 +20,9 @@ from torch.nn import functional as F
 
 from rebench_gym import actions, agents, rollout
 from rebench_gym.errors import AssetsError
-from rebench_gym.lm import op_guard
-from rebench_gym.lm.data import write_tokens
-from rebench_gym.lm.mlm import held_out_windows, mask_tokens
+from rebench_gym.lmkit import op_guard
+from rebench_gym.lmkit.data import write_tokens
+from rebench_gym.lmkit.mlm import held_out_windows, mask_tokens
 from rebench_gym.tasks import get_task
 from rebench_gym.tasks.restricted_mlm import capture
 from rebench_gym.tasks.restricted_mlm.task import build_full

@@ -16,7 +16,7 @@ import pytest
 
 from rebench_gym import actions, agents, rollout
 from rebench_gym.errors import AssetsError
-from rebench_gym.lm.data import write_tokens
+from rebench_gym.lmkit.data import write_tokens
 from rebench_gym.tasks import get_task
 from rebench_gym.tasks.scaling_law.task import (
     MINI_SWEEP,

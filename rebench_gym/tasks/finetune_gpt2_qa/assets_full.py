@@ -28,9 +28,9 @@ from typing import Any
 import torch
 
 from rebench_gym.errors import AssetsError
-from rebench_gym.lm.bpe import GPT2BPE
-from rebench_gym.lm.model import save_checkpoint
-from rebench_gym.lm.sample import generate
+from rebench_gym.lmkit.bpe import GPT2BPE
+from rebench_gym.lmkit.model import save_checkpoint
+from rebench_gym.lmkit.sample import generate
 from rebench_gym.tasks.base import ProgressFn
 
 STUDENTS = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
@@ -65,7 +65,7 @@ def build_full(
     out: Path, source: Path, params: dict[str, Any], progress: ProgressFn | None = None
 ) -> None:
     """Fill ``out`` from ``source`` (see the module docstring)."""
-    from rebench_gym.lm.hf_gpt2 import load_hf_gpt2
+    from rebench_gym.lmkit.hf_gpt2 import load_hf_gpt2
 
     say = progress or (lambda _m: None)
     present = [name for name in STUDENTS if (source / name / "config.json").exists()]
@@ -127,7 +127,7 @@ def _reference_outputs(
             f"{source} needs reference_outputs/{name}.jsonl or reference_models/{name}/ "
             "(a Hugging Face GPT-2 checkpoint to sample)"
         )
-    from rebench_gym.lm.hf_gpt2 import load_hf_gpt2
+    from rebench_gym.lmkit.hf_gpt2 import load_hf_gpt2
 
     say(f"finetune_gpt2_qa (full): decoding the reference model {name} (greedy)")
     device = "cuda" if torch.cuda.is_available() else "cpu"

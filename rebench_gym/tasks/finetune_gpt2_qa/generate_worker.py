@@ -22,10 +22,10 @@ import torch
 def load_tokenizer(kind: str, directory: Path) -> Any:
     """The word tokenizer (mini) or GPT-2's byte-level BPE (full)."""
     if kind == "word":
-        from rebench_gym.lm.tokenizer import WordTokenizer
+        from rebench_gym.lmkit.tokenizer import WordTokenizer
 
         return WordTokenizer.load(directory / "vocab.json")
-    from rebench_gym.lm.bpe import GPT2BPE
+    from rebench_gym.lmkit.bpe import GPT2BPE
 
     return GPT2BPE.from_dir(directory)
 
@@ -37,8 +37,8 @@ def format_prompt(template: str, instruction: str) -> str:
 
 def main(argv: list[str]) -> int:
     spec = json.loads(argv[0])
-    from rebench_gym.lm.evaluate_worker import check_and_load
-    from rebench_gym.lm.sample import generate
+    from rebench_gym.lmkit.evaluate_worker import check_and_load
+    from rebench_gym.lmkit.sample import generate
 
     torch.set_num_threads(int(spec.get("threads", torch.get_num_threads())))
     try:

@@ -29,8 +29,8 @@ import functools
 import random
 from dataclasses import dataclass
 
-from rebench_gym.lm import corpus
-from rebench_gym.lm.corpus import CITIES, COLORS, JOBS, NUMBERS, PETS, Person
+from rebench_gym.lmkit import corpus
+from rebench_gym.lmkit.corpus import CITIES, COLORS, JOBS, NUMBERS, PETS, Person
 
 #: words the chat format adds to the corpus vocabulary
 CHAT_WORDS = ["instruction", "response", ":", "answer", "word", "like"]

@@ -41,20 +41,20 @@ from typing import Any
 
 import torch
 
+from rebench_gym.cache import build_once
 from rebench_gym.errors import AssetsError, UsageError
-from rebench_gym.lm import bpe as lm_bpe
-from rebench_gym.lm import model as lm_model
-from rebench_gym.lm import sample as lm_sample
-from rebench_gym.lm import sft as lm_sft
-from rebench_gym.lm.assets import build_once
-from rebench_gym.lm.corpus import documents
-from rebench_gym.lm.data import read_tokens
-from rebench_gym.lm.model import GPT, GPTConfig, load_checkpoint, save_checkpoint
-from rebench_gym.lm.sample import generate
-from rebench_gym.lm.sft import finetune
-from rebench_gym.lm.tokenizer import WordTokenizer
-from rebench_gym.lm.train import train
-from rebench_gym.lm.trusted import run_worker
+from rebench_gym.lmkit import bpe as lm_bpe
+from rebench_gym.lmkit import model as lm_model
+from rebench_gym.lmkit import sample as lm_sample
+from rebench_gym.lmkit import sft as lm_sft
+from rebench_gym.lmkit.corpus import documents
+from rebench_gym.lmkit.data import read_tokens
+from rebench_gym.lmkit.model import GPT, GPTConfig, load_checkpoint, save_checkpoint
+from rebench_gym.lmkit.sample import generate
+from rebench_gym.lmkit.sft import finetune
+from rebench_gym.lmkit.tokenizer import WordTokenizer
+from rebench_gym.lmkit.train import train
+from rebench_gym.procs import run_worker
 from rebench_gym.scoring import ScoreResult
 from rebench_gym.tasks.base import EpisodeService, ProgressFn, Scale, ScoreContext, Task
 from rebench_gym.tasks.finetune_gpt2_qa import instructions_mini as im
@@ -157,7 +157,7 @@ class FinetuneGPT2QATask(Task):
             + im.chat_documents(int(p["chat_docs"]), 3, train_items)
         )
         random.Random(0).shuffle(docs)
-        from rebench_gym.lm.data import write_tokens
+        from rebench_gym.lmkit.data import write_tokens
 
         write_tokens(out / "pretrain.bin", tok.encode_documents(docs))
         torch.manual_seed(0)

@@ -24,15 +24,15 @@ from typing import Any
 
 import torch
 
+from rebench_gym.cache import build_once
 from rebench_gym.errors import AssetsError
-from rebench_gym.lm import model as lm_model
-from rebench_gym.lm.assets import build_once
-from rebench_gym.lm.corpus import documents
-from rebench_gym.lm.data import read_tokens, write_tokens
-from rebench_gym.lm.model import GPT, GPTConfig, save_checkpoint
-from rebench_gym.lm.tokenizer import WordTokenizer
-from rebench_gym.lm.train import evaluate, train
-from rebench_gym.lm.trusted import log_loss_score
+from rebench_gym.lmkit import model as lm_model
+from rebench_gym.lmkit.corpus import documents
+from rebench_gym.lmkit.data import read_tokens, write_tokens
+from rebench_gym.lmkit.model import GPT, GPTConfig, save_checkpoint
+from rebench_gym.lmkit.tokenizer import WordTokenizer
+from rebench_gym.lmkit.train import evaluate, train
+from rebench_gym.lmkit.trusted import log_loss_score
 from rebench_gym.scoring import ScoreResult
 from rebench_gym.tasks.base import ProgressFn, Scale, ScoreContext, Task
 
@@ -166,7 +166,7 @@ class FixEmbeddingTask(Task):
             "device": "cuda" if ctx.scale == "full" else "cpu",
         }
         return log_loss_score(
-            "rebench_gym.lm.evaluate_worker",
+            "rebench_gym.lmkit.evaluate_worker",
             spec,
             ctx.timeout_s,
             float(params["loss_floor"]),
@@ -188,7 +188,7 @@ def build_full(out: Path, source: Path, progress: ProgressFn | None = None) -> N
     ``source`` holds ``gpt2-xl/`` and ``gpt2/`` (Hugging Face GPT-2 checkpoints) and
     ``openwebtext/train.bin`` and ``val.bin`` (nanoGPT's uint16 GPT-2 token files).
     """
-    from rebench_gym.lm.hf_gpt2 import load_hf_gpt2
+    from rebench_gym.lmkit.hf_gpt2 import load_hf_gpt2
 
     say = progress or (lambda _m: None)
     for needed in ("gpt2-xl", "gpt2", "openwebtext/train.bin", "openwebtext/val.bin"):

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from rebench_gym.sandbox import procs
+from rebench_gym import procs
 from rebench_gym.sandbox.base import Bind
 from rebench_gym.sandbox.leftovers import shm_scratch_dir
 from rebench_gym.scoring import ScoreResult

@@ -1,6 +1,6 @@
 """Training data for the task: prompt/response JSON lines drawn from a seed.
 
-Mini scale draws the rows from the package's synthetic corpus (:mod:`rebench_gym.lm.corpus`):
+Mini scale draws the rows from the package's synthetic corpus (:mod:`rebench_gym.lmkit.corpus`):
 each document is cut at a sentence boundary into a prompt and a response. Every score call uses
 a fresh seed, so the solution never sees its training data before it runs. Full scale draws its
 rows from the prepared pool (see :mod:`rebench_gym.tasks.optimize_llm_foundry.full`).
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rebench_gym.lm.corpus import documents
+from rebench_gym.lmkit.corpus import documents
 
 #: the seed of the example ``train_data.jsonl`` in the workspace (scoring never uses it)
 EXAMPLE_SEED = 20_240_001

@@ -38,10 +38,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rebench_gym import procs
+from rebench_gym.cache import build_once
 from rebench_gym.errors import AssetsError
-from rebench_gym.lm.assets import build_once
-from rebench_gym.lm.trusted import run_worker
-from rebench_gym.sandbox import procs
+from rebench_gym.procs import run_worker
 from rebench_gym.sandbox.base import Bind
 from rebench_gym.scoring import ScoreResult
 from rebench_gym.tasks.base import ProgressFn, Scale, ScoreContext, Task

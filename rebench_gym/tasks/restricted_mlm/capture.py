@@ -17,7 +17,7 @@ while a torch-function mode refuses to turn tensor values into Python or numpy v
 
 Nothing here is trusted: once the solution is imported it may change anything in this process.
 The scorer outside only reads the files, checks every operator of the graph against its
-allowlist and runs the graph itself (``rebench_gym.lm.op_guard``).
+allowlist and runs the graph itself (``rebench_gym.lmkit.op_guard``).
 """
 
 import json

@@ -11,8 +11,8 @@ A score call has two steps:
 1. *Capture*, inside the sandbox: ``capture.py`` imports ``solution/model.py``, calls
    ``get_trained_model()`` and traces the forward pass with ``torch.export`` on fake tensors
    into a graph of ATen operators plus the weights (no held-out data is there to see).
-2. *Evaluation*, in a trusted process outside the sandbox (``rebench_gym.lm.mlm_worker``): the
-   graph is checked against the operator allowlist (``rebench_gym.lm.op_guard``) and executed
+2. *Evaluation*, in a trusted process outside the sandbox (``rebench_gym.lmkit.mlm_worker``): the
+   graph is checked against the operator allowlist (``rebench_gym.lmkit.op_guard``) and executed
    operator by operator, on freshly drawn non-overlapping held-out windows with 15% of the
    positions masked. Score: ``ln(loss - floor)`` of the masked-token cross-entropy.
 
@@ -31,13 +31,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rebench_gym import procs
+from rebench_gym.cache import build_once
 from rebench_gym.errors import AssetsError
-from rebench_gym.lm.assets import build_once
-from rebench_gym.lm.corpus import documents
-from rebench_gym.lm.data import write_tokens
-from rebench_gym.lm.tokenizer import WordTokenizer
-from rebench_gym.lm.trusted import log_loss_score
-from rebench_gym.sandbox import procs
+from rebench_gym.lmkit.corpus import documents
+from rebench_gym.lmkit.data import write_tokens
+from rebench_gym.lmkit.tokenizer import WordTokenizer
+from rebench_gym.lmkit.trusted import log_loss_score
 from rebench_gym.sandbox.base import Bind, open_regular
 from rebench_gym.scoring import ScoreResult
 from rebench_gym.tasks.base import ProgressFn, Scale, ScoreContext, Task
@@ -130,7 +130,7 @@ class RestrictedMLMTask(Task):
         if left <= 1:
             return ScoreResult.invalid(f"timed out: capturing took the whole {ctx.timeout_s:.0f} s")
         return log_loss_score(
-            "rebench_gym.lm.mlm_worker",
+            "rebench_gym.lmkit.mlm_worker",
             spec,
             left,
             float(params["loss_floor"]),

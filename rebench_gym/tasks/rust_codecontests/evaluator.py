@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rebench_gym import procs
 from rebench_gym.errors import AssetsError
-from rebench_gym.sandbox import procs
 from rebench_gym.sandbox.base import Bind, Sandbox
 
 TEST_SETS = ("public_tests", "private_tests", "generated_tests")

@@ -39,10 +39,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from rebench_gym import procs
+from rebench_gym.cache import build_once
 from rebench_gym.errors import AssetsError
 from rebench_gym.llm.proxy import LLMProxy, ProxyConfig
-from rebench_gym.lm.assets import build_once
-from rebench_gym.sandbox import procs
 from rebench_gym.sandbox.base import Bind, open_regular
 from rebench_gym.sandbox.local import python_bin_dir
 from rebench_gym.scoring import ScoreResult

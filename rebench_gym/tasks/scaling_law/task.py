@@ -243,7 +243,7 @@ class ScalingLawTask(Task):
         progress: ProgressFn | None = None,
         source: Path | None = None,
     ) -> None:
-        from rebench_gym.lm.assets import build_once
+        from rebench_gym.cache import build_once
 
         target = self.asset_dir(scale, cache)
         if (target / ".complete").exists():
@@ -260,9 +260,9 @@ class ScalingLawTask(Task):
         build_once(target.parent, target.name, lambda tmp: build_full(tmp, source, progress))
 
     def _build_mini(self, out: Path, progress: ProgressFn | None) -> None:
-        from rebench_gym.lm.corpus import documents
-        from rebench_gym.lm.data import write_tokens
-        from rebench_gym.lm.tokenizer import WordTokenizer
+        from rebench_gym.lmkit.corpus import documents
+        from rebench_gym.lmkit.data import write_tokens
+        from rebench_gym.lmkit.tokenizer import WordTokenizer
 
         params = self.spec.scale("mini").params
         if progress:
@@ -278,7 +278,7 @@ class ScalingLawTask(Task):
         tok.save(out / "vocab.json")
 
     def populate_workspace(self, dest: Path, scale: Scale, cache: Path) -> None:
-        from rebench_gym.lm import model as lm_model
+        from rebench_gym.lmkit import model as lm_model
 
         src = self.package_dir / "workspace"
         shutil.copy(src / "train.py", dest / "train.py")

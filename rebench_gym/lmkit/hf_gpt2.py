@@ -1,4 +1,4 @@
-"""Reading GPT-2 checkpoints in Hugging Face's format into :class:`~rebench_gym.lm.model.GPT`.
+"""Reading GPT-2 checkpoints in Hugging Face's format into :class:`~rebench_gym.lmkit.model.GPT`.
 
 A directory with ``config.json`` and ``model.safetensors`` or ``pytorch_model.bin`` (the layout
 of the ``gpt2`` and ``gpt2-xl`` repositories). GPT-2's linear layers are stored as Conv1D, with
@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from rebench_gym.errors import AssetsError
-from rebench_gym.lm.model import GPT, GPTConfig
+from rebench_gym.lmkit.model import GPT, GPTConfig
 
 _TRANSPOSED = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 HUB = "https://huggingface.co/{repo}/resolve/main/{name}"

@@ -1,6 +1,6 @@
 """Trusted evaluation of an agent's checkpoint, run as a separate process by scorers.
 
-    python -m rebench_gym.lm.evaluate_worker SPEC_JSON
+    python -m rebench_gym.lmkit.evaluate_worker SPEC_JSON
 
 SPEC_JSON names the checkpoint, the expected model config, the token file and how many batches.
 The checkpoint is loaded with ``weights_only=True`` (no code from it runs) into the fixed model
@@ -19,7 +19,7 @@ import torch
 
 
 def check_and_load(path: Path, expected: dict[str, Any]) -> torch.nn.Module:
-    from rebench_gym.lm.model import GPT, GPTConfig
+    from rebench_gym.lmkit.model import GPT, GPTConfig
 
     data = torch.load(path, map_location="cpu", weights_only=True)
     state = data.get("model", data) if isinstance(data, dict) else None
@@ -49,8 +49,8 @@ def check_and_load(path: Path, expected: dict[str, Any]) -> torch.nn.Module:
 
 def main(argv: list[str]) -> int:
     spec = json.loads(argv[0])
-    from rebench_gym.lm.data import read_tokens
-    from rebench_gym.lm.train import evaluate
+    from rebench_gym.lmkit.data import read_tokens
+    from rebench_gym.lmkit.train import evaluate
 
     torch.manual_seed(0)
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rebench_gym.lm.corpus import EOT, vocabulary
+from rebench_gym.lmkit.corpus import EOT, vocabulary
 
 
 class WordTokenizer:

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rebench_gym.lm.data import get_batch, sequential_batches
-from rebench_gym.lm.model import GPT
+from rebench_gym.lmkit.data import get_batch, sequential_batches
+from rebench_gym.lmkit.model import GPT
 
 
 def train(

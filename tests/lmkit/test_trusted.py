@@ -3,7 +3,7 @@ passed on, only its exit status and the type name of its last exception (issue #
 
 from __future__ import annotations
 
-from rebench_gym.lm.trusted import run_worker
+from rebench_gym.procs import run_worker
 
 SECRET = "held-out text the worker saw"
 

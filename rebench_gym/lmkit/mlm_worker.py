@@ -1,11 +1,11 @@
 """Trusted masked-LM evaluation of a captured forward pass, run as a separate process.
 
-    python -m rebench_gym.lm.mlm_worker SPEC_JSON
+    python -m rebench_gym.lmkit.mlm_worker SPEC_JSON
 
 SPEC_JSON names the captured graph and weights (written by the sandboxed capture step), the
 held-out token file, the sequence length, how many sequences and the batch size, the seed of
 this score call, the mask id, the expected logits width and the device. The graph is checked
-against the operator allowlist and executed by :class:`~rebench_gym.lm.op_guard.GraphRunner`;
+against the operator allowlist and executed by :class:`~rebench_gym.lmkit.op_guard.GraphRunner`;
 no code of the agent's runs here. Prints one JSON line: ``{"loss": float, "tokens": int}``,
 ``{"violation": str}`` or ``{"error": str}``.
 
@@ -24,9 +24,9 @@ from typing import Any
 
 import torch
 
-from rebench_gym.lm.data import read_tokens
-from rebench_gym.lm.mlm import held_out_windows, mask_tokens, masked_loss_sum
-from rebench_gym.lm.op_guard import (
+from rebench_gym.lmkit.data import read_tokens
+from rebench_gym.lmkit.mlm import held_out_windows, mask_tokens, masked_loss_sum
+from rebench_gym.lmkit.op_guard import (
     GraphFormatError,
     GraphRunner,
     RuleViolation,

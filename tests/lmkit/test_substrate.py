@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import torch
 
+from rebench_gym.cache import build_once
 from rebench_gym.errors import AssetsError
-from rebench_gym.lm import corpus
-from rebench_gym.lm.assets import build_once
-from rebench_gym.lm.data import get_batch, read_tokens, sequential_batches, write_tokens
-from rebench_gym.lm.evaluate_worker import check_and_load
-from rebench_gym.lm.hf_gpt2 import load_hf_gpt2
-from rebench_gym.lm.model import GPT, GPTConfig, load_checkpoint, save_checkpoint
-from rebench_gym.lm.tokenizer import WordTokenizer
-from rebench_gym.lm.train import evaluate, train
+from rebench_gym.lmkit import corpus
+from rebench_gym.lmkit.data import get_batch, read_tokens, sequential_batches, write_tokens
+from rebench_gym.lmkit.evaluate_worker import check_and_load
+from rebench_gym.lmkit.hf_gpt2 import load_hf_gpt2
+from rebench_gym.lmkit.model import GPT, GPTConfig, load_checkpoint, save_checkpoint
+from rebench_gym.lmkit.tokenizer import WordTokenizer
+from rebench_gym.lmkit.train import evaluate, train
 
 TINY = GPTConfig(vocab_size=173, block_size=32, n_layer=1, n_head=2, n_embd=16)
 
