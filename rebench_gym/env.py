@@ -71,7 +71,8 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
     cores.
 
     ## Arguments
-    * ``task``: task name (set by the registered id).
+    * ``task``: task name (set by the registered id), or a :class:`~rebench_gym.tasks.Task`
+      instance (e.g. one with changed parameters, as ``rebench rehearse`` uses).
     * ``scale``: ``"full"`` (default) or ``"mini"``.
     * ``sandbox``: ``"local"``, ``"bwrap"`` or ``"docker"``; default ``"bwrap"`` (``"local"``
       isolates nothing and is used only when named).
@@ -95,7 +96,7 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
 
     def __init__(
         self,
-        task: str,
+        task: str | Task,
         scale: str = "full",
         sandbox: str | None = None,
         hidden_score: bool = False,
@@ -116,7 +117,8 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
             raise UsageError("command_timeout must be > 0 and max_output_chars >= 200")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise UsageError(f"render_mode must be None or 'ansi', not {render_mode!r}")
-        self.task_name = task
+        self._task: Task | None = task if isinstance(task, Task) else None
+        self.task_name = task.spec.name if isinstance(task, Task) else task
         self.scale: Scale = scale
         self.sandbox_name = sandbox or default_sandbox_name()
         self.hidden_score = bool(hidden_score)
@@ -136,7 +138,6 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
             }
         )
         self.action_space = UnicodeText(max_length=10_000_000)
-        self._task: Task | None = None
         self._sandbox: Sandbox | None = None
         self._root: Path | None = None
         self._log: ScoreLog | None = None
