@@ -62,6 +62,25 @@ class StandIns:
     closers: list[Callable[[], None]] = field(default_factory=list)
 
 
+def write_openwebtext(source: Path, train_docs: int, val_docs: int) -> int:
+    """OpenWebText stand-ins: ``source/openwebtext/{train,val}.bin`` in nanoGPT's format.
+
+    Flat uint16 token ids, as nanoGPT's ``prepare.py`` writes them; the text is the package's
+    synthetic corpus (which has structure a model can learn) in its word vocabulary rather than
+    GPT-2's BPE. Returns the vocabulary size (every id is below it).
+    """
+    from rebench_gym.lmkit.corpus import documents
+    from rebench_gym.lmkit.data import write_tokens
+    from rebench_gym.lmkit.tokenizer import WordTokenizer
+
+    tok = WordTokenizer.default()
+    out = source / "openwebtext"
+    out.mkdir(parents=True, exist_ok=True)
+    write_tokens(out / "train.bin", tok.encode_documents(documents(train_docs, 101)))
+    write_tokens(out / "val.bin", tok.encode_documents(documents(val_docs, 102)))
+    return int(tok.vocab_size)
+
+
 def derive_task(task: Task, changes: dict[str, Any]) -> Task:
     """``task`` with its full-scale spec changed by ``changes`` (the rehearsal's overrides).
 

@@ -100,7 +100,12 @@ class RestrictedMLMTask(Task):
 
         files = self.reference_files(scale)
         acts = [actions.write_file(f"solution/{p}", c.decode()) for p, c in files.items()]
-        acts.append(actions.bash("python solution/train.py", timeout=7200))
+        # the reference's training settings, where task.yaml names them (the full scale's)
+        args = "".join(
+            f" --{key.replace('_', '-')} {value}"
+            for key, value in self.spec.scale(scale).params.get("reference_train", {}).items()
+        )
+        acts.append(actions.bash(f"python solution/train.py{args}", timeout=7200))
         return acts
 
     # ----- scoring -----------------------------------------------------------------------------
