@@ -18,6 +18,14 @@ given run id, or else the most recent run with the same run key (same env id, ma
 agent, budgets, seed, max steps, task version and hardware). Episode indices ``0..N-1`` that
 already have a ``finished`` row are skipped; a ``running`` row left by a process that no longer
 exists (on this host) is marked ``failed`` ("interrupted") and its index is run again.
+
+One process at a time: :meth:`RunStore.open_run` claims the run for the calling process in the
+same transaction that finds or creates it (``run_claims``), so of two ``rebench run --resume``
+started together one gets the run and the other a :class:`RunInUseError`. A claim of a process
+that no longer exists is taken over; :meth:`RunStore.close` releases this process's claims.
+
+A file that is not a readable SQLite store raises :class:`RunStoreError` (a usage error: the
+message names the file and what to do), never a raw ``sqlite3`` error.
 """
 
 from __future__ import annotations
@@ -103,7 +111,30 @@ CREATE TABLE IF NOT EXISTS score_rows (
     message TEXT NOT NULL,
     PRIMARY KEY (episode_id, seq)
 );
+CREATE TABLE IF NOT EXISTS run_claims (
+    run_id TEXT PRIMARY KEY REFERENCES runs (run_id),
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    claimed_at REAL NOT NULL
+);
 """
+
+
+class RunStoreError(UsageError):
+    """The run store file cannot be used (not a SQLite database, damaged, locked, unwritable)."""
+
+
+class RunInUseError(UsageError):
+    """Another live process is running (or resuming) the run; it was not touched."""
+
+
+def _live_elsewhere(host: str, pid: int) -> bool:
+    """Whether ``(host, pid)`` names a live process other than this one.
+
+    A process on another host counts as gone: SQLite's WAL mode works only when every process
+    using the file runs on one host, so rows of another host come from a store that was moved.
+    """
+    return host == socket.gethostname() and pid != os.getpid() and procs.pid_alive(pid)
 
 
 def default_db_path() -> Path:
@@ -267,22 +298,29 @@ class RunStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self._claims: set[str] = set()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
         except (OSError, sqlite3.Error) as e:
-            raise UsageError(f"cannot open the run store {self.path}: {e}; pass --db PATH") from e
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.executescript(_SCHEMA)
-        with self._tx() as c:
-            c.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
-            row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            raise RunStoreError(
+                f"cannot open the run store {self.path}: {e}; pass --db PATH"
+            ) from e
+        try:
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.executescript(_SCHEMA)
+            with self._tx() as c:
+                c.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+                row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.Error as e:
+            self.close()
+            raise self._unusable(e) from None
         if int(row["value"]) != SCHEMA_VERSION:
             raise UsageError(
                 f"{self.path} has schema version {row['value']}, this rebench_gym reads "
@@ -297,9 +335,36 @@ class RunStore:
         self.close()
 
     def close(self) -> None:
-        """Close the connection (idempotent)."""
+        """Release this store's run claims and close the connection (idempotent)."""
+        for run_id in list(self._claims):
+            with contextlib.suppress(sqlite3.Error):
+                self.release_run(run_id)
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
+
+    def _unusable(self, error: sqlite3.Error) -> RunStoreError:
+        """The usage error for a store file SQLite refuses, naming the file and the way out."""
+        text = str(error)
+        if "locked" in text or "busy" in text:
+            return RunStoreError(
+                f"the run store {self.path} stayed locked by another process for 30 s ({text}); "
+                "try again when it is done, or pass --db PATH to use another file"
+            )
+        return RunStoreError(
+            f"the run store {self.path} cannot be read ({text}): it is not a rebench_gym run "
+            f"store or it is damaged. Move it aside (mv {self.path} {self.path}.bad) to start "
+            "a new store there, or pass --db PATH to use another file"
+        )
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Turn SQLite's errors while reading into a :class:`RunStoreError`."""
+        try:
+            yield
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.DatabaseError as e:
+            raise self._unusable(e) from None
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -352,6 +417,7 @@ class RunStore:
                 ).fetchone()
             if existing is not None:
                 rid = str(existing["run_id"])
+                self._claim(c, rid)
                 if episodes > int(existing["episodes_planned"]):
                     c.execute(
                         "UPDATE runs SET episodes_planned = ? WHERE run_id = ?", (episodes, rid)
@@ -371,7 +437,39 @@ class RunStore:
                     json.dumps(asdict(spec), sort_keys=True, default=str),
                 ),
             )
+            self._claim(c, rid)
             return rid
+
+    def _claim(self, c: sqlite3.Connection, run_id: str) -> None:
+        """Claim ``run_id`` for this process inside the caller's write transaction.
+
+        Raises:
+            RunInUseError: a live process on this host holds the claim.
+        """
+        row = c.execute(
+            "SELECT host, pid, claimed_at FROM run_claims WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        if row is not None and _live_elsewhere(str(row["host"]), int(row["pid"])):
+            since = time.strftime("%H:%M:%S", time.localtime(float(row["claimed_at"])))
+            raise RunInUseError(
+                f"run {run_id!r} in {self.path} is being run or resumed elsewhere (process "
+                f"{row['pid']} on this host, since {since}); wait for it to end, then "
+                "--resume again, or start a new run without --resume"
+            )
+        c.execute(
+            "INSERT OR REPLACE INTO run_claims (run_id, host, pid, claimed_at) VALUES (?, ?, ?, ?)",
+            (run_id, socket.gethostname(), os.getpid(), time.time()),
+        )
+        self._claims.add(run_id)
+
+    def release_run(self, run_id: str) -> None:
+        """Give up this process's claim on ``run_id`` (no-op when it holds none)."""
+        self._claims.discard(run_id)
+        with self._tx() as c:
+            c.execute(
+                "DELETE FROM run_claims WHERE run_id = ? AND host = ? AND pid = ?",
+                (run_id, socket.gethostname(), os.getpid()),
+            )
 
     def pending_episodes(self, run_id: str, episodes: int) -> list[int]:
         """Episode indices of ``0..episodes-1`` that still have to run in ``run_id``.
@@ -559,30 +657,32 @@ class RunStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY episode_id"
-        rows = self._conn.execute(sql, params).fetchall()
-        score_rows: dict[int, list[ScoreRowRecord]] = {}
-        if with_score_rows and rows:
-            for r in self._conn.execute("SELECT * FROM score_rows ORDER BY episode_id, seq"):
-                score_rows.setdefault(int(r["episode_id"]), []).append(
-                    ScoreRowRecord(
-                        timestamp=float(r["timestamp"]),
-                        elapsed_s=float(r["elapsed_s"]),
-                        raw=r["raw"],
-                        normalized=float(r["normalized"]),
-                        valid=bool(r["valid"]),
-                        message=str(r["message"]),
+        with self._reading():
+            rows = self._conn.execute(sql, params).fetchall()
+            score_rows: dict[int, list[ScoreRowRecord]] = {}
+            if with_score_rows and rows:
+                for r in self._conn.execute("SELECT * FROM score_rows ORDER BY episode_id, seq"):
+                    score_rows.setdefault(int(r["episode_id"]), []).append(
+                        ScoreRowRecord(
+                            timestamp=float(r["timestamp"]),
+                            elapsed_s=float(r["elapsed_s"]),
+                            raw=r["raw"],
+                            normalized=float(r["normalized"]),
+                            valid=bool(r["valid"]),
+                            message=str(r["message"]),
+                        )
                     )
-                )
         return [_record(r, tuple(score_rows.get(int(r["episode_id"]), ()))) for r in rows]
 
     def runs(self) -> list[dict[str, Any]]:
         """All runs with their planned and finished episode counts, oldest first."""
-        rows = self._conn.execute(
-            "SELECT r.run_id, r.env_id, r.agent, r.created_at, r.episodes_planned, "
-            "SUM(e.status = 'finished') AS finished, SUM(e.status = 'failed') AS failed, "
-            "SUM(e.status = 'running') AS running FROM runs r "
-            "LEFT JOIN episodes e ON e.run_id = r.run_id GROUP BY r.run_id ORDER BY r.created_at"
-        ).fetchall()
+        with self._reading():
+            rows = self._conn.execute(
+                "SELECT r.run_id, r.env_id, r.agent, r.created_at, r.episodes_planned, "
+                "SUM(e.status = 'finished') AS finished, SUM(e.status = 'failed') AS failed, "
+                "SUM(e.status = 'running') AS running FROM runs r LEFT JOIN episodes e "
+                "ON e.run_id = r.run_id GROUP BY r.run_id ORDER BY r.created_at"
+            ).fetchall()
         return [{k: (r[k] if r[k] is not None else 0) for k in r.keys()} for r in rows]  # noqa: SIM118
 
 

@@ -85,6 +85,17 @@ class FinetuneGPT2QATask(Task):
     """The chatbot-finetuning task; see the module docstring."""
 
     package_dir = Path(__file__).parent
+    #: the ``task_options`` names it reads (``rebench run`` refuses any other at once)
+    task_options = frozenset(
+        [
+            "student_model",
+            "judge_budget",
+            "judge_base_url",
+            "judge_model",
+            "judge_api_key_env",
+            "judge_concurrency",
+        ]
+    )
 
     # ----- options -----------------------------------------------------------------------------
     def student_model(self, scale: Scale, options: dict[str, Any]) -> str:

@@ -119,6 +119,22 @@ class RustCodecontestsTask(Task):
     """The Rust scaffolding task; see the module docstring."""
 
     package_dir = Path(__file__).parent
+    #: the ``task_options`` names it reads (``rebench run`` refuses any other at once)
+    task_options = frozenset(
+        [
+            "api_key_env",
+            "base_url",
+            "model",
+            "price_input",
+            "price_output",
+            "max_tokens",
+            "max_cost",
+            "max_requests",
+            "score_max_tokens",
+            "score_max_cost",
+            "score_max_requests",
+        ]
+    )
 
     # ----- assets ------------------------------------------------------------------------------
     def prepare_assets(
