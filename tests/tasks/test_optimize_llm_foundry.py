@@ -106,6 +106,33 @@ def test_compare_sums_l1_over_every_parameter_and_formats(tmp_path: Path) -> Non
     )
     expected = 0.5 * sum(v.numel() for v in ref.values())
     assert result["l1"] == pytest.approx(expected)
+    # The original's measure: per-tensor L2 norms of the difference, summed, LM head excluded
+    # (a constant shift c over m elements has L2 norm c * sqrt(m)).
+    base = [v for k, v in ref.items() if not k.startswith("lm_head.")]
+    assert result["tensors"] == len(base) == 2
+    assert result["norm_diff"] == pytest.approx(sum(0.5 * v.numel() ** 0.5 for v in base))
+
+
+def test_norm_diff_matches_the_original_formula_and_ignores_the_lm_head(tmp_path: Path) -> None:
+    ref = tiny_weights(0)
+    hf_model_dir(tmp_path / "ref", ref)
+    gen = torch.Generator().manual_seed(1)
+    cand = {k: v + 0.01 * torch.randn(v.shape, generator=gen) for k, v in ref.items()}
+    cand["lm_head.weight"] = ref["lm_head.weight"] + 100.0  # the base model has no LM head
+    hf_model_dir(tmp_path / "cand", cand)
+    result = compare(
+        {
+            "candidate": str(tmp_path / "cand"),
+            "reference": str(tmp_path / "ref"),
+            "max_bytes": 10**7,
+        }
+    )
+    # compute_norm_and_max_diff: diff_norm += torch.norm(p1 - p2).item() over the parameters
+    original = 0.0
+    for name in ("model.embed_tokens.weight", "model.norm.weight"):
+        original += torch.norm(cand[name] - ref[name]).item()
+    assert result["norm_diff"] == pytest.approx(original, rel=1e-5)
+    assert result["l1"] > 100.0 * ref["lm_head.weight"].numel()
 
 
 def test_compare_rejects_symlinks_missing_parameters_and_pickled_code(tmp_path: Path) -> None:
@@ -328,7 +355,7 @@ def test_stale_weights_with_or_without_noise_are_invalid(stale_model: Path, nois
     }
     score = _score(files)
     assert not score["valid"], score
-    assert "L1" in score["message"]
+    assert "norm of the difference" in score["message"]
 
 
 @pytest.mark.slow
@@ -353,7 +380,7 @@ def test_shortened_training_is_invalid() -> None:
         "max_duration: 2ep", "max_duration: 15ba"
     )
     score = _score(files)
-    assert not score["valid"] and "L1" in score["message"], score
+    assert not score["valid"] and "norm of the difference" in score["message"], score
 
 
 # ----- what a failed run reports (issue #21) -----------------------------------------------------
@@ -403,4 +430,5 @@ def test_compare_runs_as_a_module(tmp_path: Path) -> None:
         text=True,
         timeout=120,
     )
-    assert json.loads(out.stdout.splitlines()[-1])["comparison"]["l1"] == 0.0
+    comparison = json.loads(out.stdout.splitlines()[-1])["comparison"]
+    assert comparison["l1"] == 0.0 and comparison["norm_diff"] == 0.0

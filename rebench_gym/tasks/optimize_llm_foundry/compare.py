@@ -7,14 +7,23 @@ the candidate's weight files may hold). Weights are read only from safe formats:
 ``model.safetensors`` file (parsed here, no code runs) or a ``pytorch_model.bin`` state dict
 loaded with ``weights_only=True``, either possibly sharded with an ``*.index.json``. Both models
 must have the same parameter names and shapes. Prints one JSON line, ``{"comparison": C}``,
-``C`` what :func:`compare` returns: ``{"l1": float, "parameters": int}`` (the total L1 norm of
-the weight difference, summed in float64) or ``{"error": str, "kind": str}``, ``kind`` one of
-:data:`ERROR_KINDS` (what a scorer may show when the error's text could carry what the run saw).
+``C`` what :func:`compare` returns: ``{"norm_diff": float, "l1": float, "parameters": int,
+"tensors": int}`` or ``{"error": str, "kind": str}``, ``kind`` one of :data:`ERROR_KINDS` (what a
+scorer may show when the error's text could carry what the run saw).
+
+``norm_diff`` is the original task's validity measure (``compute_norm_and_max_diff`` in
+ai_rd_optimize_llm_foundry's ``score.py``): the models are compared as transformers'
+``AutoModel`` loads them, the base model without its LM head, and the L2 norm of the difference
+of each parameter tensor is summed over the tensors. Here the weights are read without loading
+any model code, so "the base model" is every floating-point tensor whose name does not start with
+one of :data:`HEAD_PREFIXES`; sums are taken in float64 (the original: float32 per tensor).
+``l1`` (the element-wise L1 norm over every tensor, LM head included) is reported for diagnosis.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import stat
@@ -38,6 +47,8 @@ SAFETENSORS_DTYPES = {
     "BOOL": torch.bool,
 }
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+#: tensors of the LM head, which transformers' AutoModel (the base model) does not load
+HEAD_PREFIXES = ("lm_head.",)
 #: why a candidate was rejected, in words that carry nothing the candidate chose
 ERROR_KINDS = {
     "missing": "trained_model does not exist",
@@ -134,8 +145,10 @@ def load_weights(directory: Path) -> dict[str, torch.Tensor]:
     )
 
 
-def l1_difference(candidate: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> float:
-    """Total L1 norm of the difference; the names and shapes must match exactly."""
+def differences(
+    candidate: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]
+) -> tuple[float, float, int]:
+    """``(norm_diff, l1, tensors)``: see the module docstring; names and shapes must match."""
     missing = sorted(set(reference) - set(candidate))
     extra = sorted(set(candidate) - set(reference))
     if missing or extra:
@@ -143,16 +156,19 @@ def l1_difference(candidate: dict[str, torch.Tensor], reference: dict[str, torch
             f"trained_model's parameters differ from the model's: missing {missing[:5]}, "
             f"extra {extra[:5]}"
         )
-    total = 0.0
+    norm_diff, l1, counted = 0.0, 0.0, 0
     for name, ref in reference.items():
         got = candidate[name]
         if tuple(got.shape) != tuple(ref.shape):
             raise ModelFormatError(
                 f"{name} has shape {tuple(got.shape)}, expected {tuple(ref.shape)}"
             )
-        diff = (got.to(torch.float64) - ref.to(torch.float64)).abs().sum().item()
-        total += float(diff)
-    return total
+        diff = got.to(torch.float64) - ref.to(torch.float64)
+        l1 += float(diff.abs().sum().item())
+        if ref.is_floating_point() and not name.startswith(HEAD_PREFIXES):
+            norm_diff += float(torch.linalg.vector_norm(diff).item())
+            counted += 1
+    return norm_diff, l1, counted
 
 
 def compare(spec: dict[str, Any]) -> dict[str, Any]:
@@ -162,16 +178,21 @@ def compare(spec: dict[str, Any]) -> dict[str, Any]:
         check_plain_directory(candidate_dir, int(spec["max_bytes"]))
         candidate = load_weights(candidate_dir)
         reference = load_weights(Path(spec["reference"]))
-        total = l1_difference(candidate, reference)
+        norm_diff, l1, counted = differences(candidate, reference)
     except FileNotFoundError:
         return {"error": "trained_model does not exist", "kind": "missing"}
     except ModelFormatError as e:
         return {"error": f"{type(e).__name__}: {e}", "kind": "format"}
     except (ValueError, RuntimeError, KeyError, TypeError, OSError) as e:
         return {"error": f"{type(e).__name__}: {e}", "kind": "unreadable"}
-    if total != total or total == float("inf"):
+    if not (math.isfinite(norm_diff) and math.isfinite(l1)):
         return {"error": "the weights hold NaN or infinite values", "kind": "non-finite"}
-    return {"l1": total, "parameters": sum(t.numel() for t in reference.values())}
+    return {
+        "norm_diff": norm_diff,
+        "l1": l1,
+        "parameters": sum(t.numel() for t in reference.values()),
+        "tensors": counted,
+    }
 
 
 def main(argv: list[str]) -> int:

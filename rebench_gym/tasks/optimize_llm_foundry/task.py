@@ -14,8 +14,9 @@ A score call:
    plus the reference solution, outside the agent's reach; not timed);
 5. compares the two ``trained_model`` directories in a separate trusted process
    (:mod:`~rebench_gym.tasks.optimize_llm_foundry.compare`): a real directory of regular files
-   in a safe weight format, the same parameters, and a total L1 weight difference at most the
-   scale's threshold.
+   in a safe weight format, the same parameters, and a difference at most the scale's
+   ``max_norm_diff``, measured as the original does: the L2 norm of the difference of each
+   parameter tensor of the base model (no LM head), summed over the tensors.
 
 Score: ``ln(seconds)`` of step 3; lower is better. A copied, symlinked or stale model (even with
 noise added) fails step 5, because the training data differs on every call.
@@ -173,7 +174,7 @@ class OptimizeLLMFoundryTask(Task):
             self.prepare_assets("mini", ctx.cache)
         assets = self._assets(ctx.scale, ctx.cache)
         deadline = time.monotonic() + ctx.timeout_s
-        threshold = float(params["l1_threshold"])
+        threshold = float(params["max_norm_diff"])
 
         run_dir = ctx.work_dir / "run"
         shutil.copytree(ctx.solution, run_dir / "solution", symlinks=True)
@@ -209,18 +210,24 @@ class OptimizeLLMFoundryTask(Task):
                 reason = ERROR_KINDS.get(str(result.get("kind")), ERROR_KINDS["unreadable"])
                 return ScoreResult.invalid(f"trained_model rejected: {reason} ({HIDDEN_NOTE})")
             return ScoreResult.invalid(f"trained_model rejected: {result['error']}")
-        l1 = float(result["l1"])
-        details = {"seconds": seconds, "l1": l1, "l1_threshold": threshold}
-        if l1 > threshold:
+        norm_diff = float(result["norm_diff"])
+        details = {
+            "seconds": seconds,
+            "norm_diff": norm_diff,
+            "max_norm_diff": threshold,
+            "l1": float(result["l1"]),
+        }
+        if norm_diff > threshold:
             return ScoreResult.invalid(
-                f"the weights differ from the reference's: L1 norm of the difference {l1:.4g} > "
-                f"{threshold:g} (finetune.sh took {seconds:.2f} s)",
+                "the weights differ from the reference's: summed norm of the difference "
+                f"{norm_diff:.4g} > {threshold:g} (finetune.sh took {seconds:.2f} s)",
                 **details,
             )
         return ScoreResult(
             raw=math.log(seconds),
             valid=True,
-            message=f"finetune.sh took {seconds:.2f} s; L1 difference to the reference {l1:.3g}",
+            message=f"finetune.sh took {seconds:.2f} s; summed norm of the difference to the "
+            f"reference {norm_diff:.3g}",
             details=details,
         )
 
