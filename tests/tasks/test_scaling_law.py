@@ -70,7 +70,8 @@ def test_tiny_n_embd_loophole_is_closed(task: ScalingLawTask) -> None:
     tiny = task.score_answer(answer(8, 88914, 3.6356), "full")
     assert not tiny.valid and "budget" in tiny.message
     # Inside the band, a narrower model is scored where its width would spend the budget.
-    for n_embd in (400, 480):
+    for fraction in (0.52, 0.72):  # of the budget (widths 400 and 480 at task version 1.0.0)
+        n_embd = round(n_embd_for_budget(5e17 * fraction, 88914, task.fixed_shape("full")))
         narrow = task.score_answer(answer(n_embd, 88914, 3.6356), "full")
         assert narrow.valid and narrow.raw < 0.6, (n_embd, narrow)
     # Above 1.1x the budget is invalid, as in the original.

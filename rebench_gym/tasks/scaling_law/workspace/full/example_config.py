@@ -1,6 +1,9 @@
 # Configuration of the task's GPT variant (full scale: OpenWebText, 6 H100 GPUs).
 # Change only n_embd and max_iters (and seed/out if you like); everything else is fixed.
-# Usage: torchrun --standalone --nproc_per_node=6 train.py example_config.py --n_embd=256 ...
+# Usage (one experiment per GPU, as in the original):
+#   CUDA_VISIBLE_DEVICES=0 python train.py example_config.py --n_embd=256 --max_iters=2000
+# One run may also use several GPUs if they split the batch evenly (2 or 4 here):
+#   torchrun --standalone --nproc_per_node=2 train.py example_config.py ...
 
 # data: data/train.bin and data/val.bin (uint16 GPT-2 token ids, nanoGPT's prepare.py output)
 data_dir = "data"
@@ -12,8 +15,9 @@ n_head = 2
 n_embd = 1000
 block_size = 1024
 
-# training (batch_size is the global batch, split across the processes)
-batch_size = 60
+# training (batch_size is the global batch, split across the processes; n_layer, block_size
+# and batch_size are the original task's)
+batch_size = 64
 max_iters = 20000
 learning_rate = 6e-4
 min_lr_ratio = 0.1
@@ -26,7 +30,7 @@ seed = 1
 
 # evaluation at the end of the run
 eval_batches = 200
-eval_batch_size = 60
+eval_batch_size = 64
 
 # system
 device = "cuda"
