@@ -9,7 +9,6 @@ import sys
 import pytest
 
 from rebench_gym.cli import main
-from rebench_gym.tasks import TASK_CLASSES
 
 
 def test_help_explains_every_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -17,7 +16,7 @@ def test_help_explains_every_command(capsys: pytest.CaptureFixture[str]) -> None
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for command in ("list", "check", "run", "calibrate", "bench"):
+    for command in ("list", "check", "run", "calibrate", "bench", "leaderboard", "rehearse"):
         assert command in out
 
 
@@ -46,28 +45,6 @@ def test_usage_errors_exit_2(argv: list[str]) -> None:
         code = main(argv)
         raise SystemExit(code)
     assert exc.value.code == 2
-
-
-def test_unbuilt_task_is_a_clear_failure(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(TASK_CLASSES, "scaling_law", None)
-    assert (
-        main(
-            [
-                "run",
-                "RE-Bench/ScalingLaw-v0",
-                "--agent",
-                "noop",
-                "--scale",
-                "mini",
-                "--sandbox",
-                "local",
-            ]
-        )
-        == 1
-    )
-    assert "not built yet" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -4,7 +4,6 @@ shared memory of AsyncVectorEnv (any Unicode, not only Text's charset)."""
 from __future__ import annotations
 
 import time
-from argparse import Namespace
 from pathlib import Path
 
 import gymnasium as gym
@@ -158,37 +157,32 @@ def test_async_throughput_is_at_least_3x_one_env() -> None:
 @pytest.mark.slow
 def test_recorded_run_over_local_workers(tmp_path: Path) -> None:
     from rebench_gym.agents import ScriptedAgent
-    from rebench_gym.results.recording import RunRecording
-    from rebench_gym.results.store import EpisodeSpec, RunStore
-    from rebench_gym.vector.runner import run_vector
+    from rebench_gym.results.store import RunStore
+    from rebench_gym.runs import RunOptions, run
 
-    args = Namespace(
-        id="RE-Bench/OptimizeKernel-v0",
-        agent="scripted",
+    db = tmp_path / "runs.db"
+    options = RunOptions(
+        "RE-Bench/OptimizeKernel-v0",
+        "scripted",
         scale="mini",
         sandbox=SANDBOX,
-        hidden_score=False,
-        num_envs=2,
-        ray=None,
         episodes=3,
+        num_envs=2,
         max_steps=2,
         seed=1,
-        json=False,
-        record=None,
         time_budget=600.0,
-        token_budget=None,
+        make_kwargs={"anchors": (1.0, 0.0)},
+        db=db,
     )
-    spec = EpisodeSpec.for_env(args.id, "scripted", make_kwargs={"scale": "mini"}, seed=1)
-    db = tmp_path / "runs.db"
+    printed: list[str] = []
     # Removing solution/ makes the final score call invalid at once (no scorer runs);
     # max_steps=2 submits after the second action.
-    with RunRecording.start(db, spec, 3) as recording:
-        results = run_vector(
-            args,
-            recording,
-            lambda i: ScriptedAgent(["rm -rf solution", "echo never run twice", "echo no"]),
-            make_kwargs={"anchors": (1.0, 0.0)},
-        )
+    results = run(
+        options,
+        make_agent=lambda i: ScriptedAgent(["rm -rf solution", "echo never run twice", "echo no"]),
+        on_result=lambda r: printed.append(r.env_id),
+    )
+    assert printed == [r.env_id for r in results]  # each result reported as it was recorded
     assert len(results) == 3 and all(r.steps == 3 and r.terminated for r in results)
     with RunStore(db) as store:
         rows = store.episodes()

@@ -17,7 +17,6 @@ import sys
 import tempfile
 import time
 import uuid
-from argparse import Namespace
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -369,37 +368,25 @@ def test_an_address_other_than_the_connected_cluster_is_refused(
 
 
 def test_recorded_run_over_ray(driver: Any, tmp_path: Path) -> None:
-    from rebench_gym.results.recording import RunRecording
-    from rebench_gym.results.store import EpisodeSpec, RunStore
-    from rebench_gym.vector.runner import run_vector
+    from rebench_gym.results.store import RunStore
+    from rebench_gym.runs import RunOptions, run
 
-    args = Namespace(
-        id=ENV_ID,
-        agent="scripted",
+    db = tmp_path / "runs.db"
+    options = RunOptions(
+        ENV_ID,
+        "scripted",
         scale="mini",
         sandbox="local",
-        hidden_score=False,
+        episodes=3,
         num_envs=2,
         ray="local",
         ray_cpus_per_env=0.5,
-        episodes=3,
-        max_steps=None,
         seed=0,
-        json=False,
-        record=None,
-        time_budget=None,
-        token_budget=None,
+        make_kwargs={"anchors": (1.0, 0.0)},
+        db=db,
     )
-    spec = EpisodeSpec.for_env(ENV_ID, "scripted", make_kwargs={"scale": "mini"}, seed=0)
-    db = tmp_path / "runs.db"
     # Removing solution/ makes the final score call invalid at once (no scorer runs).
-    with RunRecording.start(db, spec, 3) as recording:
-        results = run_vector(
-            args,
-            recording,
-            lambda i: ScriptedAgent(["echo hi", "rm -rf solution"]),
-            make_kwargs={"anchors": (1.0, 0.0)},
-        )
+    results = run(options, make_agent=lambda i: ScriptedAgent(["echo hi", "rm -rf solution"]))
     assert len(results) == 3 and all(r.steps == 3 and r.terminated for r in results)
     assert all(r.normalized_score == 0.0 and r.env_id == ENV_ID for r in results)
     with RunStore(db) as store:

@@ -1,0 +1,34 @@
+"""``rebench bench``: the performance benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+
+from rebench_gym.cli._common import Subparsers, add_command, emit, positive_int
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run the performance benchmarks (step overhead against a raw shell round trip)."""
+    from rebench_gym.bench import run_benchmarks
+
+    report = run_benchmarks(
+        sandboxes=args.sandbox or None, repeats=args.repeats, extended=not args.quick
+    )
+    emit(report, args.json, report["text"])
+    return 0
+
+
+def register(sub: Subparsers) -> None:
+    p = add_command(sub, "bench", command, "run the performance benchmarks")
+    p.add_argument(
+        "--sandbox",
+        choices=("local", "bwrap", "docker"),
+        action="append",
+        help="sandbox to measure (repeatable; default: all available)",
+    )
+    p.add_argument("--repeats", type=positive_int, default=200, help="timed steps per case")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="only step overhead and reset (skip vector, memory and score-call benchmarks)",
+    )
