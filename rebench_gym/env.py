@@ -212,8 +212,9 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
                 workspace,
                 max_output_bytes=4 * self.max_output_chars,
                 hidden=task.hidden_paths(self.scale, cache),
-                task=task,
-                scale=self.scale,
+                image=task.spec.name,
+                image_variant=self.scale,
+                hardware=task.spec.scale(self.scale).hardware,
                 options=self.sandbox_options,
             )
             if not self._sandbox.isolates:

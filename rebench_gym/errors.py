@@ -16,10 +16,6 @@ class UsageError(ReBenchError, ValueError):
     """An argument or option given by the user is wrong; the message says how to fix it."""
 
 
-class TaskNotBuiltError(ReBenchError, NotImplementedError):
-    """The task behind an environment id is registered but not implemented yet."""
-
-
 class HardwareError(ReBenchError, RuntimeError):
     """The machine lacks what the chosen scale needs (e.g. CUDA GPUs)."""
 

@@ -1,4 +1,4 @@
-"""The shipped command menus (``rebench_gym/wrappers/menus/*.yaml``) checked against the tasks.
+"""The shipped command menus (``rebench_gym/tasks/*/menu.yaml``) checked against the tasks.
 
 Pure file checks, no env, no scoring: every menu loads, every entry builds an action the env
 parses, every ``str_replace`` knob's ``old`` text occurs exactly once in the file it edits in
@@ -21,7 +21,7 @@ import yaml
 import rebench_gym
 from rebench_gym import actions as act
 from rebench_gym.tasks.scaling_law.task import training_flops
-from rebench_gym.wrappers.menus import MENU_DIR, available_menus, load_menu
+from rebench_gym.wrappers.menus import available_menus, load_menu, menu_path
 
 TASKS = Path(rebench_gym.__file__).parent / "tasks"
 NEW_MENUS = (
@@ -175,7 +175,9 @@ def test_restricted_mlm_variants_map_ids_to_logits_of_the_right_shape() -> None:
     for name, call in calls("restricted_mlm").items():
         if call["tool"] != "write_file":
             continue
-        namespace: dict[str, Any] = {"__file__": str(MENU_DIR / "model.py")}
+        namespace: dict[str, Any] = {
+            "__file__": str(menu_path("restricted_mlm").parent / "model.py")
+        }
         exec(compile(call["content"], name, "exec"), namespace)
         torch.manual_seed(0)
         model = namespace["build_model"]({"vocab_size": vocab, "n_embd": 16, "hidden": 32})

@@ -9,13 +9,10 @@ import atexit
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rebench_gym.errors import SandboxUnavailableError, UsageError
 from rebench_gym.sandbox.base import Bind, ExecResult, Sandbox, close_all_sandboxes
-
-if TYPE_CHECKING:
-    from rebench_gym.tasks.base import Task
 
 PROVIDERS = ("local", "bwrap", "docker")
 
@@ -44,8 +41,9 @@ def make_sandbox(
     max_output_bytes: int = 64_000,
     hidden: Sequence[Path] = (),
     max_pids: int = 4096,
-    task: Task | None = None,
-    scale: str = "mini",
+    image: str | None = None,
+    image_variant: str = "mini",
+    hardware: Mapping[str, Any] | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> Sandbox:
     """Create the sandbox provider ``name`` over ``workspace``.
@@ -57,14 +55,17 @@ def make_sandbox(
         hidden: paths the agent must not read (bwrap masks them; docker never mounts anything
             but the workspace).
         max_pids: process limit.
-        task: the task (docker: picks its image and hardware limits).
-        scale: the task's scale (docker: picks the image).
+        image: docker: the name of the image to run (``rebench-gym/<image>``, built by
+            :func:`~rebench_gym.sandbox.docker_images.build_image`; a task's name).
+        image_variant: docker: which build of ``image`` (``"mini"`` or ``"full"``).
+        hardware: what the episode may use (``gpus``, ``cpus``, ``memory_gb``); docker turns it
+            into container limits.
         options: provider options; bwrap: ``uid`` (the agent's host uid when the driver is
             root, default 65534), ``tmp_gb``, ``var_tmp_gb``, ``shm_gb`` (scratch sizes);
-            docker: ``image`` (tag; default: the built image for
-            ``task``/``scale``), ``network`` (bool, default False), ``gpus`` (count, ``"all"`` or
-            device ids; default the task's GPU count), ``cpus`` and ``memory_gb`` (default from
-            the task's hardware).
+            docker: ``image`` (tag; default: the newest build of ``image``/``image_variant``),
+            ``network`` (bool, default False), ``gpus`` (count, ``"all"`` or device ids;
+            default ``hardware['gpus']``), ``cpus`` and ``memory_gb`` (default from
+            ``hardware``).
 
     Raises:
         UsageError: ``name`` is not a provider.
@@ -91,8 +92,9 @@ def make_sandbox(
 
         return make_docker_sandbox(
             workspace,
-            task=task,
-            scale=scale,
+            image=image,
+            image_variant=image_variant,
+            hardware=dict(hardware or {}),
             options=dict(options or {}),
             max_output_bytes=max_output_bytes,
             max_pids=max_pids,
@@ -102,11 +104,27 @@ def make_sandbox(
     raise UsageError(f"unknown sandbox {name!r}; choose one of {', '.join(PROVIDERS)}")
 
 
+def docker_session_id() -> str:
+    """The id labelling every docker container this process starts (its reaper removes them)."""
+    from rebench_gym.sandbox.docker_provider import SESSION_ID
+
+    return SESSION_ID
+
+
+def remove_docker_containers(session: str) -> list[str]:
+    """Remove the containers of the docker session ``session``; returns their names."""
+    from rebench_gym.sandbox.docker_provider import cleanup_containers
+
+    return cleanup_containers(session=session)
+
+
 __all__ = [
     "PROVIDERS",
     "Bind",
     "ExecResult",
     "Sandbox",
     "default_sandbox_name",
+    "docker_session_id",
     "make_sandbox",
+    "remove_docker_containers",
 ]

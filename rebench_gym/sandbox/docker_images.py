@@ -23,7 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rebench_gym.cache import cache_root
+from rebench_gym.cache import COMPLETE, cache_root
+from rebench_gym.envs.registration import task_folder
 from rebench_gym.errors import SandboxError, SandboxUnavailableError, UsageError
 
 #: label every image and container of the project carries (``rebench sandbox cleanup`` uses it)
@@ -66,10 +67,8 @@ def docker_client() -> Any:
 
 
 def docker_dir(task_name: str) -> Path:
-    """The directory holding a task's Dockerfiles."""
-    from rebench_gym.tasks import get_task
-
-    return Path(get_task(task_name).package_dir) / "docker"
+    """The directory holding a task's Dockerfiles: ``docker/`` in the task's folder."""
+    return task_folder(task_name).folder / "docker"
 
 
 def _files(task_name: str, scale: str) -> tuple[Path, Path]:
@@ -141,7 +140,7 @@ def download_wheels(requirements: Path, *, cache: Path | None = None) -> Path:
     """``pip download`` the requirements on the host once; returns the (cached) wheel dir."""
     digest = hashlib.sha256(_read(requirements) + sys.version.encode()).hexdigest()[:12]
     dest = cache_root(cache) / "docker" / f"wheels-{digest}"
-    if (dest / ".complete").exists():
+    if (dest / COMPLETE).exists():
         return dest
     tmp = Path(
         tempfile.mkdtemp(prefix="wheels-", dir=dest.parent if dest.parent.exists() else None)
@@ -152,7 +151,7 @@ def download_wheels(requirements: Path, *, cache: Path | None = None) -> Path:
     if proc.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         raise SandboxError(f"pip download failed:\n{proc.stderr[-3000:]}")
-    (tmp / ".complete").touch()
+    (tmp / COMPLETE).touch()
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
         shutil.rmtree(dest)
@@ -242,11 +241,4 @@ def build_image(
 
 def _task_name(name_or_id: str) -> str:
     """A task's name from its name or its env id (``RE-Bench/OptimizeKernel-v0``)."""
-    from rebench_gym.tasks import TASK_CLASSES, get_task, is_built
-
-    if name_or_id in TASK_CLASSES:
-        return name_or_id
-    for name in TASK_CLASSES:
-        if is_built(name) and get_task(name).spec.env_id == name_or_id:
-            return name
-    raise UsageError(f"unknown task {name_or_id!r}")
+    return task_folder(name_or_id).name

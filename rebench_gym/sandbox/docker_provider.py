@@ -41,7 +41,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rebench_gym import procs
 from rebench_gym.errors import SandboxError, SandboxUnavailableError, UsageError
@@ -49,9 +49,6 @@ from rebench_gym.sandbox.base import Bind, ExecResult, Sandbox, lend_binds
 from rebench_gym.sandbox.docker_images import LABEL, docker_client
 from rebench_gym.sandbox.local import set_parent_death_signal
 from rebench_gym.sandbox.shell import PersistentShell
-
-if TYPE_CHECKING:
-    from rebench_gym.tasks.base import Task
 
 WORKSPACE_INSIDE = "/home/agent"
 AGENT_UID = 1000
@@ -603,18 +600,20 @@ _OPTIONS = frozenset({"image", "network", "gpus", "cpus", "memory_gb", "base_ima
 def make_docker_sandbox(
     workspace: Path,
     *,
-    task: Task | None,
-    scale: str,
+    image: str | None,
+    image_variant: str,
+    hardware: dict[str, Any],
     options: dict[str, Any],
     max_output_bytes: int = 64_000,
     max_pids: int = 4096,
 ) -> DockerSandbox:
-    """A :class:`DockerSandbox` for ``task`` at ``scale``, limits from the task's hardware.
+    """A :class:`DockerSandbox` running ``image``'s ``image_variant`` build, limits from
+    ``hardware`` (``gpus``, ``cpus``, ``memory_gb``) unless ``options`` override them.
 
     Raises:
-        UsageError: an unknown option, or neither ``task`` nor ``image`` given.
-        SandboxUnavailableError: no engine, or the task's image is not built (the message says
-            how to build it).
+        UsageError: an unknown option, or neither ``image`` nor ``options['image']`` given.
+        SandboxUnavailableError: no engine, or the image is not built (the message says how to
+            build it).
     """
     from rebench_gym.sandbox.docker_images import find_image
 
@@ -623,16 +622,15 @@ def make_docker_sandbox(
         raise UsageError(
             f"unknown docker sandbox options {sorted(unknown)}; known: {sorted(_OPTIONS)}"
         )
-    hardware: dict[str, Any] = dict(task.spec.scale(scale).hardware) if task is not None else {}
-    image = options.get("image")
-    if image is None:
-        if task is None:
-            raise UsageError("the docker sandbox needs a task or options['image']")
-        image = find_image(task.spec.name, scale, options.get("base_image"))
+    tag = options.get("image")
+    if tag is None:
         if image is None:
+            raise UsageError("the docker sandbox needs an image name or options['image']")
+        tag = find_image(image, image_variant, options.get("base_image"))
+        if tag is None:
             raise SandboxUnavailableError(
-                f"no Docker image is built for {task.spec.env_id} (scale={scale!r}); build it "
-                f"with `rebench image build {task.spec.env_id} --scale {scale}`"
+                f"no Docker image is built for {image} (scale={image_variant!r}); build it "
+                f"with `rebench image build {image} --scale {image_variant}`"
             )
     cpus = options.get("cpus", hardware.get("cpus"))
     cpus = min(float(cpus), float(os.cpu_count() or 1)) if cpus else None
@@ -643,7 +641,7 @@ def make_docker_sandbox(
     gpus = options.get("gpus", hardware.get("gpus", 0))
     return DockerSandbox(
         workspace,
-        image=str(image),
+        image=str(tag),
         max_output_bytes=max_output_bytes,
         max_pids=max_pids,
         cpus=cpus,

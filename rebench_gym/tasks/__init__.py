@@ -1,55 +1,97 @@
-"""The task registry: task name -> implementation, imported lazily.
+"""The task registry: a task name -> its :class:`Task`, found by convention and imported lazily.
 
-Tasks not built yet are listed with ``None``; asking for one raises
-:class:`~rebench_gym.errors.TaskNotBuiltError` naming it.
+A task is the folder ``<name>/`` that :func:`~rebench_gym.envs.registration.task_folders` finds
+(``rebench_gym/tasks/<name>/`` or a folder in a directory on ``$REBENCH_TASK_PATH``); its
+``task.py`` defines exactly one concrete :class:`Task` subclass. Nothing else maps names to
+classes.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import importlib.util
+import inspect
+import sys
+from types import ModuleType
 
-from rebench_gym.errors import TaskNotBuiltError
+from rebench_gym.envs.registration import TaskFolder, task_folders
+from rebench_gym.errors import UsageError
 from rebench_gym.tasks.base import SCALES, Scale, ScoreContext, Task, TaskSpec
 
-#: task name -> "module:Class" of its implementation (None: not built yet)
-TASK_CLASSES: dict[str, str | None] = {
-    "optimize_kernel": "rebench_gym.tasks.optimize_kernel.task:OptimizeKernelTask",
-    "optimize_llm_foundry": "rebench_gym.tasks.optimize_llm_foundry.task:OptimizeLLMFoundryTask",
-    "fix_embedding": "rebench_gym.tasks.fix_embedding.task:FixEmbeddingTask",
-    "scaling_law": "rebench_gym.tasks.scaling_law.task:ScalingLawTask",
-    "restricted_mlm": "rebench_gym.tasks.restricted_mlm.task:RestrictedMLMTask",
-    "finetune_gpt2_qa": "rebench_gym.tasks.finetune_gpt2_qa.task:FinetuneGPT2QATask",
-    "rust_codecontests": "rebench_gym.tasks.rust_codecontests.task:RustCodecontestsTask",
-}
+#: package under which task folders from ``$REBENCH_TASK_PATH`` are imported
+EXTERNAL_PACKAGE = "rebench_gym_tasks"
 
 
-def is_built(name: str) -> bool:
-    """Whether the task ``name`` has an implementation."""
-    return TASK_CLASSES.get(name) is not None
+def task_names() -> list[str]:
+    """The names of every task folder found (the package's own first)."""
+    return list(task_folders())
+
+
+def task_class(name: str) -> type[Task]:
+    """The :class:`Task` subclass defined in the task folder ``name``'s ``task.py``.
+
+    Raises:
+        KeyError: no task folder is named ``name``.
+        UsageError: its ``task.py`` defines no concrete Task subclass, or more than one.
+    """
+    folder = task_folders()[name]
+    module = _import_task_module(folder)
+    found = [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj)
+        and issubclass(obj, Task)
+        and obj.__module__ == module.__name__
+        and not inspect.isabstract(obj)
+    ]
+    if len(found) != 1:
+        raise UsageError(
+            f"{folder.folder / 'task.py'} must define exactly one concrete Task subclass "
+            f"(found {len(found)}: {', '.join(c.__name__ for c in found) or 'none'})"
+        )
+    return found[0]
 
 
 def get_task(name: str) -> Task:
-    """Instantiate the task ``name``.
+    """Instantiate the task ``name`` (its folder's one Task subclass).
 
     Raises:
-        TaskNotBuiltError: the task is registered but has no implementation yet.
         KeyError: no such task.
+        UsageError: the folder's ``task.py`` does not define exactly one Task subclass.
     """
-    target = TASK_CLASSES[name]
-    if target is None:
-        raise TaskNotBuiltError(
-            f"task {name!r} is registered but not built yet in rebench_gym "
-            f"{_version()}; built tasks: {', '.join(n for n in TASK_CLASSES if is_built(n))}"
-        )
-    module, _, cls = target.partition(":")
-    task: Task = getattr(importlib.import_module(module), cls)()
-    return task
+    return task_class(name)()
 
 
-def _version() -> str:
-    from rebench_gym import __version__
+def is_built(name: str) -> bool:
+    """Whether ``name`` is a task (every task folder found is built)."""
+    return name in task_folders()
 
-    return __version__
+
+def _import_task_module(folder: TaskFolder) -> ModuleType:
+    if folder.builtin:
+        return importlib.import_module(f"{__name__}.{folder.name}.task")
+    # A folder on $REBENCH_TASK_PATH: imported as the package rebench_gym_tasks.<name>, so its
+    # task.py may import its own modules relatively (``from . import helpers``).
+    if EXTERNAL_PACKAGE not in sys.modules:
+        root = importlib.machinery.ModuleSpec(EXTERNAL_PACKAGE, None, is_package=True)
+        root.submodule_search_locations = []
+        sys.modules[EXTERNAL_PACKAGE] = importlib.util.module_from_spec(root)
+    package = f"{EXTERNAL_PACKAGE}.{folder.name}"
+    if package not in sys.modules:
+        spec = importlib.machinery.ModuleSpec(package, None, is_package=True)
+        spec.submodule_search_locations = [str(folder.folder)]
+        sys.modules[package] = importlib.util.module_from_spec(spec)
+    return importlib.import_module(f"{package}.task")
 
 
-__all__ = ["SCALES", "TASK_CLASSES", "Scale", "ScoreContext", "Task", "TaskSpec", "get_task"]
+__all__ = [
+    "SCALES",
+    "Scale",
+    "ScoreContext",
+    "Task",
+    "TaskSpec",
+    "get_task",
+    "task_class",
+    "task_names",
+]

@@ -175,7 +175,8 @@ class Task(abc.ABC):
         """A hash of the task's version and files; keys caches of assets and anchors."""
         h = hashlib.sha256(self.spec.version.encode())
         for p in sorted(self.package_dir.rglob("*")):
-            if p.is_file() and "__pycache__" not in p.parts:
+            # the command menu is for agents, not part of the task: editing it keeps the caches
+            if p.is_file() and "__pycache__" not in p.parts and p.name != "menu.yaml":
                 h.update(str(p.relative_to(self.package_dir)).encode())
                 h.update(p.read_bytes())
         return h.hexdigest()[:16]

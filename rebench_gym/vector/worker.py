@@ -181,9 +181,9 @@ class EnvWorker:
         if cgroup is not None:
             self.reaper.watch("cgroup", str(cgroup.path))
         if getattr(sandbox, "name", "") == "docker":
-            from rebench_gym.sandbox.docker_provider import SESSION_ID
+            from rebench_gym.sandbox import docker_session_id
 
-            self.reaper.watch("docker", SESSION_ID)
+            self.reaper.watch("docker", docker_session_id())
         root = getattr(base, "_root", None)
         if root is not None:
             self.reaper.watch("dir", str(root))
@@ -207,9 +207,9 @@ def _reap(watched: dict[str, list[str]]) -> None:
             Path(path).rmdir()
     for session in watched["docker"]:
         with contextlib.suppress(Exception):
-            from rebench_gym.sandbox.docker_provider import cleanup_containers
+            from rebench_gym.sandbox import remove_docker_containers
 
-            cleanup_containers(session=session)
+            remove_docker_containers(session)
     for path in watched["dir"]:
         shutil.rmtree(path, ignore_errors=True)
 

@@ -49,9 +49,7 @@ CANARY = "rebench-driver-secret-4711"
 
 def _make(name: str, workspace: Path, **options: object) -> Sandbox:
     if name == "docker":
-        from rebench_gym.tasks import get_task
-
-        return make_sandbox(name, workspace, task=get_task("optimize_kernel"), scale="mini")
+        return make_sandbox(name, workspace, image="optimize_kernel", image_variant="mini")
     return make_sandbox(name, workspace, options=options or None)
 
 

@@ -1,8 +1,9 @@
 """Per-task command menus for :class:`~rebench_gym.wrappers.DiscreteCommands`.
 
 A menu is a list of :class:`Command` s: named actions an agent could try on one task (solution
-variants, knobs, checks, ``score``, ``submit``). The shipped menus live next to this module as
-``<task name>.yaml``; each entry has a ``name``, a ``description`` and exactly one action key::
+variants, knobs, checks, ``score``, ``submit``). A task ships its menu in its own folder as
+``menu.yaml`` (``rebench_gym/tasks/<task>/menu.yaml``), a mapping whose ``commands`` list holds
+entries with a ``name``, a ``description`` and exactly one action key::
 
     - name: write_fused_inplace
       description: one int32 buffer, in-place ops
@@ -28,9 +29,11 @@ from typing import Any
 import yaml
 
 from rebench_gym import actions as act
+from rebench_gym.envs.registration import task_folders
 from rebench_gym.errors import UsageError
 
-MENU_DIR = Path(__file__).parent
+#: a task folder's menu file
+MENU_FILE = "menu.yaml"
 ACTION_KEYS = ("write_file", "str_replace", "bash", "view", "score", "submit")
 
 
@@ -43,13 +46,16 @@ class Command:
     description: str = ""
 
 
+def menu_path(task: str) -> Path:
+    """Where the task folder ``task`` keeps its menu (the file may not exist)."""
+    return task_folders()[task].folder / MENU_FILE
+
+
 def available_menus() -> dict[str, str]:
-    """The shipped menus: task name -> env id."""
-    found: dict[str, str] = {}
-    for path in sorted(MENU_DIR.glob("*.yaml")):
-        data = _read(path)
-        found[path.stem] = str(data.get("env_id", ""))
-    return found
+    """The shipped menus: task name -> env id (from the task's ``task.yaml``)."""
+    return {
+        name: t.env_id for name, t in task_folders().items() if (t.folder / MENU_FILE).is_file()
+    }
 
 
 def load_menu(task: str) -> tuple[Command, ...]:
@@ -66,7 +72,7 @@ def load_menu(task: str) -> tuple[Command, ...]:
             f"no command menu is shipped for {task!r}; shipped menus: {shipped}. "
             "Pass your own list of commands instead (Command objects or action strings)."
         )
-    return parse_menu(_read(MENU_DIR / f"{name}.yaml").get("commands"), source=f"{name}.yaml")
+    return parse_menu(_read(menu_path(name)).get("commands"), source=f"{name}/{MENU_FILE}")
 
 
 def parse_menu(entries: Any, *, source: str = "menu") -> tuple[Command, ...]:
@@ -146,10 +152,18 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
-        raise UsageError(f"menu file {path.name} is not valid YAML: {e}") from None
+        raise UsageError(f"menu file {path} is not valid YAML: {e}") from None
     if not isinstance(data, dict):
-        raise UsageError(f"menu file {path.name} must be a mapping with 'env_id' and 'commands'")
+        raise UsageError(f"menu file {path} must be a mapping with 'commands'")
     return data
 
 
-__all__ = ["Command", "available_menus", "check_commands", "load_menu", "parse_menu"]
+__all__ = [
+    "MENU_FILE",
+    "Command",
+    "available_menus",
+    "check_commands",
+    "load_menu",
+    "menu_path",
+    "parse_menu",
+]
