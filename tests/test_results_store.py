@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sqlite3
@@ -17,6 +18,7 @@ import pytest
 from rebench_gym import EpisodeResult
 from rebench_gym.errors import UsageError
 from rebench_gym.results import EpisodeSpec, RunStore, StoreRecorder, default_db_path
+from rebench_gym.results.store import RunInUseError, RunStoreError
 
 
 def make_spec(**overrides: object) -> EpisodeSpec:
@@ -279,3 +281,94 @@ def test_killed_run_keeps_finished_episodes_and_resume_runs_only_the_rest(
     (killed,) = [e for e in episodes if e.status == "failed"]
     assert killed.episode_index == 2 and "interrupted" in (killed.error or "")
     assert len(killed.score_rows) == 1  # what it logged before the kill is kept
+
+
+CLAIM = textwrap.dedent(
+    """
+    import sys, time
+    from rebench_gym.results import EpisodeSpec
+    from rebench_gym.results.recording import RunRecording
+    from rebench_gym.results.store import RunInUseError
+
+    spec = EpisodeSpec(
+        env_id="RE-Bench/OptimizeKernel-v0", agent="scripted", task_version="1", scale="mini",
+        hidden_score=False, aggregation="best", package_version="0", hardware="hw",
+    )
+    try:
+        rec = RunRecording.start(sys.argv[1], spec, 2, resume=True)
+    except RunInUseError as e:
+        print("refused", e, flush=True)
+        sys.exit(2)
+    print("won", *rec.pending, flush=True)
+    time.sleep(float(sys.argv[2]))
+    rec.close()
+    """
+)
+
+
+def test_of_two_concurrent_resumes_one_wins_and_the_other_is_told(tmp_path: Path) -> None:
+    script = tmp_path / "claim.py"
+    script.write_text(CLAIM)
+    db = tmp_path / "runs.db"
+    spec = dataclasses.replace(
+        make_spec(agent="scripted", task_version="1", package_version="0", hardware="hw"),
+        make_kwargs={},
+        budgets={},
+    )  # the run key of the script's spec
+    with RunStore(db) as store:
+        run_id = store.open_run(spec, 2)
+        store.finish_episode(store.begin_episode(run_id, 0, spec), make_result(0.1))
+    # closed: the claim is released, so a resume elsewhere may take the run
+    procs = [
+        subprocess.Popen([sys.executable, str(script), str(db), "8"], stdout=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120)[0].decode() for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 2], outs
+    won = next(o for o in outs if o.startswith("won"))
+    refused = next(o for o in outs if o.startswith("refused"))
+    assert won.split() == ["won", "1"]  # the winner runs only what is left
+    assert f"run {run_id!r}" in refused and "being run or resumed elsewhere" in refused
+    # The winner released its claim when it closed: resuming here works again.
+    with RunStore(db) as store:
+        assert store.open_run(spec, 2, resume=True) == run_id
+        assert store.pending_episodes(run_id, 2) == [1]
+        assert store.episodes(status="running") == []
+
+
+def test_a_dead_process_claim_is_taken_over(tmp_path: Path) -> None:
+    script = tmp_path / "claim.py"
+    script.write_text(CLAIM)
+    db = tmp_path / "runs.db"
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(db), "300"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().startswith("won 0 1")
+        spec = EpisodeSpec(
+            env_id="RE-Bench/OptimizeKernel-v0",
+            agent="scripted",
+            task_version="1",
+            scale="mini",
+            hidden_score=False,
+            aggregation="best",
+            package_version="0",
+            hardware="hw",
+        )
+        with RunStore(db) as store, pytest.raises(RunInUseError, match=str(proc.pid)):
+            store.open_run(spec, 2, resume=True)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    with RunStore(db) as store:
+        run_id = store.open_run(spec, 2, resume=True)  # the killed process's claim is stale
+        assert store.pending_episodes(run_id, 2) == [0, 1]
+
+
+def test_a_file_that_is_not_a_store_is_a_usage_error(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    db.write_bytes(b"\x00garbage" * 1000)
+    with pytest.raises(RunStoreError, match=r"cannot be read \(file is not a database\)"):
+        RunStore(db)
+    assert isinstance(RunStoreError("x"), UsageError)
