@@ -1,7 +1,7 @@
-"""OptimizeKernel: the reference reaches ~1, the start ~0, and known exploits fail.
+"""OptimizeKernel: known exploits fail, Triton solutions run, hidden files stay hidden.
 
 These run the real scorer (a fresh sandboxed process per score call) against anchors calibrated
-once per test session on this machine.
+once per test session on this machine. Reference ~1 and start ~0: test_reference_start.py.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 import rebench_gym
-from rebench_gym import EpisodeResult, actions, agents, rollout
+from rebench_gym import actions
 from rebench_gym.tasks.optimize_kernel.task import expected_output
-from tests.conftest import HAVE_BWRAP, SANDBOXES
+from tests.conftest import HAVE_BWRAP
 
 KERNEL = "RE-Bench/OptimizeKernel-v0"
 PACKAGE = Path(rebench_gym.__file__).parent
@@ -61,52 +61,6 @@ def test_full_scale_triton_reference_is_correct_under_interpreter() -> None:
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
     )
     assert "triton-ok" in out.stdout, out.stderr[-3000:]
-
-
-@pytest.fixture(scope="module")
-def fresh_anchors(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cache with anchors calibrated right before the checks that compare against them.
-
-    Timing anchors drift with what the machine did earlier in a long test session; measuring
-    them next to the reference and noop runs keeps the comparison like-for-like.
-    """
-    from rebench_gym.calibration import calibrate
-    from rebench_gym.tasks import get_task
-
-    cache = tmp_path_factory.mktemp("kernel-anchors")
-    calibrate(get_task("optimize_kernel"), "mini", cache_dir=cache, progress=False)
-    return cache
-
-
-def _reference_and_noop(sandbox: str, cache: Path) -> tuple[EpisodeResult, EpisodeResult]:
-    env = gym.make(KERNEL, scale="mini", sandbox=sandbox, cache_dir=str(cache))
-    try:
-        ref = rollout(env, agents.make("reference", env_id=KERNEL, scale="mini"))
-        noop = rollout(env, agents.make("noop"))
-    finally:
-        env.close()
-    return ref, noop
-
-
-@pytest.mark.parametrize("sandbox", SANDBOXES)
-def test_reference_reaches_one_and_noop_stays_at_zero(
-    sandbox: str, fresh_anchors: Path, tmp_path: Path
-) -> None:
-    from rebench_gym.calibration import calibrate
-    from rebench_gym.tasks import get_task
-
-    ref, noop = _reference_and_noop(sandbox, fresh_anchors)
-    first = (ref.score_log, noop.score_log)
-    if ref.normalized_score < 0.8 or noop.normalized_score > 0.1:
-        # CPU timings on a shared 2-core VM drift over minutes (the reference's fastest call
-        # moves between ~10 and ~16 ms): measure the anchors again right next to one more try.
-        calibrate(get_task("optimize_kernel"), "mini", cache_dir=tmp_path, progress=False)
-        ref, noop = _reference_and_noop(sandbox, tmp_path)
-    # ~1 within the clock's noise here: two whole-suite runs on a quiet 2-core VM gave 0.884
-    # and 0.809 (the same check passes >= 0.9 when run alone).
-    assert ref.normalized_score >= 0.8, (ref.score_log, first)
-    assert ref.total_reward == pytest.approx(ref.normalized_score)
-    assert noop.normalized_score <= 0.1, (noop.score_log, first)
 
 
 def _score_solution(source: str, sandbox: str = "local") -> tuple[dict, float]:  # type: ignore[type-arg]
@@ -269,3 +223,67 @@ def test_hidden_files_are_unreadable_from_the_workspace_and_the_scorer(cache_dir
         assert "reference" not in obs["terminal"], obs["terminal"]
     finally:
         env.close()
+
+
+# ----- full scale's timing path (issue #22), run on the CPU with a small input ------------------
+# A solution that computes the answer while the runner generates the input (before the clock
+# starts, by wrapping torch.randint) and returns it from the timed call.
+PRECOMPUTE_BEFORE_CLOCK = """
+import torch
+_randint = torch.randint
+_ahead = {}
+
+def _answer(x):
+    positive = (x > 0).to(torch.int32)
+    before = torch.cumsum(positive, 0) - positive
+    return torch.cumsum(torch.where(before % 2 == 1, x, 0), 0).to(torch.int32)
+
+def _spy(*args, **kwargs):
+    x = _randint(*args, **kwargs)
+    if x.numel() >= 50_000:
+        _ahead["x"], _ahead["y"] = x, _answer(x)
+    return x
+
+torch.randint = _spy
+
+def prefix_sum(x):
+    if _ahead.get("x") is x:
+        return _ahead["y"].clone()
+    return _answer(x)
+"""
+
+
+def _score_full_on_cpu(source: str, tmp_path: Path) -> object:
+    from rebench_gym.rehearse import derive_task
+    from rebench_gym.sandbox import make_sandbox
+    from rebench_gym.tasks import get_task
+    from rebench_gym.tasks.base import ScoreContext
+
+    task = derive_task(
+        get_task("optimize_kernel"),
+        {"length": 100_000, "device": "cpu", "timed_repeats": 2, "warmup_calls": 1},
+    )
+    (tmp_path / "solution").mkdir(parents=True)
+    (tmp_path / "solution" / "solution.py").write_text(source)
+    (tmp_path / "work").mkdir()
+    ctx = ScoreContext(
+        solution=tmp_path / "solution",
+        sandbox=make_sandbox("local", tmp_path),
+        scale="full",
+        timeout_s=300,
+        seed=11,
+        work_dir=tmp_path / "work",
+        cache=tmp_path / "cache",
+    )
+    return task.score(ctx)
+
+
+def test_full_scale_times_the_call_on_generated_inputs(tmp_path: Path) -> None:
+    spec = rebench_gym.tasks.get_task("optimize_kernel").spec.scale("full").params
+    assert spec["inputs"] == "generated" and spec["warmup_calls"] == 4
+    start = _score_full_on_cpu(START_SOURCE.read_text(), tmp_path / "start")
+    assert start.valid and "fastest of 2 timed calls" in start.message, start  # type: ignore[attr-defined]
+    # The input exists before the clock starts; the patch drawn inside the clock makes an
+    # answer computed ahead from it wrong.
+    ahead = _score_full_on_cpu(PRECOMPUTE_BEFORE_CLOCK, tmp_path / "ahead")
+    assert not ahead.valid and "first mismatch" in ahead.message, ahead  # type: ignore[attr-defined]

@@ -41,7 +41,6 @@ from typing import Any
 
 import torch
 
-from rebench_gym.cache import build_once
 from rebench_gym.errors import AssetsError, UsageError
 from rebench_gym.lmkit import bpe as lm_bpe
 from rebench_gym.lmkit import model as lm_model
@@ -115,35 +114,18 @@ class FinetuneGPT2QATask(Task):
         return budget
 
     # ----- assets ------------------------------------------------------------------------------
-    def prepare_assets(
-        self,
-        scale: Scale,
-        cache: Path,
-        progress: ProgressFn | None = None,
-        source: Path | None = None,
-    ) -> None:
-        target = self.asset_dir(scale, cache)
-        if scale == "mini":
-            build_once(target.parent, target.name, lambda tmp: self._build_mini(tmp, progress))
-            return
-        if (target / ".complete").exists():
-            return
-        if source is None:
-            raise AssetsError(
-                "RE-Bench/FinetuneGPT2QA-v0 at full scale needs GPT-2 weights, Alpaca-style "
-                "instructions and the reference models' outputs: run `rebench assets prepare "
-                "RE-Bench/FinetuneGPT2QA-v0 --scale full --source DIR` (layout in the README)"
-            )
+    full_assets_source = (
+        "GPT-2 weights, Alpaca-style instructions and the reference models' outputs; layout in "
+        "the README"
+    )
+
+    def build_full_assets(self, out: Path, source: Path | None, progress: ProgressFn) -> None:
         from rebench_gym.tasks.finetune_gpt2_qa.assets_full import build_full
 
-        params = self.spec.scale("full").params
-        build_once(
-            target.parent,
-            target.name,
-            lambda tmp: build_full(tmp, source, params, progress),
-        )
+        assert source is not None  # full_assets_source is set: the base checked
+        build_full(out, source, self.spec.scale("full").params, progress)
 
-    def _build_mini(self, out: Path, progress: ProgressFn | None) -> None:
+    def build_mini_assets(self, out: Path, progress: ProgressFn) -> None:
         # One thread: on 2 cores the small model trains in less CPU time (2m45s measured against
         # 6m47s with two threads) and does not crawl when other processes share the cores.
         threads = torch.get_num_threads()
@@ -206,16 +188,10 @@ class FinetuneGPT2QATask(Task):
         meta = {"config": base.config.to_dict(), "tokenizer": "word"}
         (out / "meta.json").write_text(json.dumps(meta, indent=2))
 
-    def _assets(self, scale: Scale, cache: Path) -> Path:
-        path = self.asset_dir(scale, cache)
-        if not (path / ".complete").exists():
-            raise AssetsError(f"assets for finetune_gpt2_qa ({scale}) are not prepared at {path}")
-        return path
-
     # ----- workspace and services --------------------------------------------------------------
     def populate_workspace(self, dest: Path, scale: Scale, cache: Path) -> None:
         super().populate_workspace(dest, scale, cache)
-        assets = self._assets(scale, cache)
+        assets = self.assets(scale, cache)
         params = self.spec.scale(scale).params
         meta = json.loads((assets / "meta.json").read_text())
         modules = [(lm_model, "model.py"), (lm_sample, "sample.py"), (lm_sft, "sft.py")]
@@ -245,7 +221,7 @@ class FinetuneGPT2QATask(Task):
         self, scale: Scale, cache: Path, workspace: Path, options: dict[str, Any]
     ) -> list[EpisodeService]:
         """Put the chosen student in ``solution/`` and start the judge service."""
-        assets = self._assets(scale, cache)
+        assets = self.assets(scale, cache)
         student = self.student_model(scale, options)
         source = assets / "base.pt" if scale == "mini" else assets / "students" / f"{student}.pt"
         if not source.exists():
@@ -275,7 +251,7 @@ class FinetuneGPT2QATask(Task):
     # ----- scoring -----------------------------------------------------------------------------
     def score(self, ctx: ScoreContext) -> ScoreResult:
         params = self.spec.scale(ctx.scale).params
-        assets = self._assets(ctx.scale, ctx.cache)
+        assets = self.assets(ctx.scale, ctx.cache)
         student = self.student_model(ctx.scale, ctx.options)
         checkpoint = ctx.solution / CHECKPOINT
         if not checkpoint.is_file() or checkpoint.is_symlink():

@@ -24,7 +24,6 @@ from typing import Any
 
 import torch
 
-from rebench_gym.cache import build_once
 from rebench_gym.errors import AssetsError
 from rebench_gym.lmkit import model as lm_model
 from rebench_gym.lmkit.corpus import documents
@@ -55,35 +54,18 @@ class FixEmbeddingTask(Task):
     package_dir = Path(__file__).parent
 
     # ----- assets ------------------------------------------------------------------------------
-    def prepare_assets(
-        self,
-        scale: Scale,
-        cache: Path,
-        progress: ProgressFn | None = None,
-        source: Path | None = None,
-    ) -> None:
-        if scale == "mini":
-            build_once(
-                self.asset_dir(scale, cache).parent,
-                self.asset_dir(scale, cache).name,
-                lambda tmp: self._build_mini(tmp, progress),
-            )
-            return
-        target = self.asset_dir(scale, cache)
-        if (target / ".complete").exists():
-            return
-        if source is None:
-            raise AssetsError(
-                "RE-Bench/FixEmbedding-v0 at full scale needs GPT-2 weights and OpenWebText: run "
-                "`rebench assets prepare RE-Bench/FixEmbedding-v0 --scale full --source DIR` "
-                "(DIR holds gpt2/ and gpt2-xl/ Hugging Face checkpoints and openwebtext/train.bin"
-                " and val.bin in nanoGPT's format)"
-            )
-        build_once(target.parent, target.name, lambda tmp: build_full(tmp, source, progress))
+    full_assets_source = (
+        "gpt2/ and gpt2-xl/ Hugging Face checkpoints and openwebtext/train.bin and val.bin in "
+        "nanoGPT's format"
+    )
 
-    def _build_mini(self, out: Path, progress: ProgressFn | None) -> None:
+    def build_full_assets(self, out: Path, source: Path | None, progress: ProgressFn) -> None:
+        assert source is not None  # full_assets_source is set: the base checked
+        build_full(out, source, progress)
+
+    def build_mini_assets(self, out: Path, progress: ProgressFn) -> None:
         params = self.spec.scale("mini").params
-        say = progress or (lambda _m: None)
+        say = progress
         tok = WordTokenizer.default()
         say("fix_embedding (mini): generating the corpus")
         write_tokens(out / "train.bin", tok.encode_documents(documents(params["train_docs"], 1)))
@@ -126,7 +108,7 @@ class FixEmbeddingTask(Task):
 
     def populate_workspace(self, dest: Path, scale: Scale, cache: Path) -> None:
         super().populate_workspace(dest, scale, cache)
-        assets = self._assets(scale, cache)
+        assets = self.assets(scale, cache)
         shutil.copy(lm_model.__file__, dest / "model.py")
         shutil.copy(assets / "large_corrupted.pth", dest / "large_model.pth")
         shutil.copy(assets / "small_trained.pth", dest / "small_correct_model.pth")
@@ -137,16 +119,10 @@ class FixEmbeddingTask(Task):
         (dest / "solution").mkdir(exist_ok=True)
         shutil.copy(assets / "large_corrupted.pth", dest / "solution" / CHECKPOINT)
 
-    def _assets(self, scale: Scale, cache: Path) -> Path:
-        path = self.asset_dir(scale, cache)
-        if not (path / ".complete").exists():
-            raise AssetsError(f"assets for fix_embedding ({scale}) are not prepared at {path}")
-        return path
-
     # ----- scoring -----------------------------------------------------------------------------
     def score(self, ctx: ScoreContext) -> ScoreResult:
         params = self.spec.scale(ctx.scale).params
-        assets = self._assets(ctx.scale, ctx.cache)
+        assets = self.assets(ctx.scale, ctx.cache)
         meta = json.loads((assets / "meta.json").read_text())
         checkpoint = ctx.solution / CHECKPOINT
         if not checkpoint.is_file() or checkpoint.is_symlink():

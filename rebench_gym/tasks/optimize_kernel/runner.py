@@ -11,9 +11,15 @@ RB_IN_PATH / RB_OUT_PATH where the sandbox cannot pass descriptors), each messag
   'X' uint64 n    -> read n int8 values from the shared input file (RB_IO_DIR/in.bin), compute,
                      write the output to RB_IO_DIR/out.bin (dtype byte at offset 0, data from
                      offset 8) -> 'Y' uint64 output bytes
-  'S' uint64 seed + uint64 n -> generate the input on the device, compute, synchronize -> 'D'
-  'F'             -> 'Y' (the output of the last 'S')
+  'G' uint64 seed + uint64 n -> generate the input on the device from the seed, synchronize
+                     -> 'D' (not timed)
+  'C' uint64 seed + uint64 k -> patch k positions of that input (drawn from the seed, see
+                     patch_input), call prefix_sum on it, synchronize -> 'D' (the timed call)
+  'F'             -> 'Y' (the output of the last 'C')
   'Q'             -> exit
+
+The scorer keeps its own copy of the input generation and the patch (task.py), which must draw
+exactly the same numbers.
 """
 
 import os
@@ -77,7 +83,7 @@ def main():
         send(b"E", traceback.format_exc().encode()[-4000:])
         return
     send(b"R")
-    last = None
+    last = x = None
     while True:
         cmd, length = struct.unpack("<cQ", recv_exact(9))
         payload = recv_exact(length) if length else b""
@@ -91,11 +97,14 @@ def main():
                 out_mm[0:1] = itemsize
                 out_mm[8 : 8 + data.nbytes] = data.cast("B")
                 send(b"Y", struct.pack("<Q", data.nbytes))
-            elif cmd == b"S":
+            elif cmd == b"G":
                 seed, n = struct.unpack("<QQ", payload)
-                gen = torch.Generator(device=DEVICE)
-                gen.manual_seed(seed)
-                x = torch.randint(-10, 10, (n,), dtype=torch.int32, device=DEVICE, generator=gen)
+                x = generate_input(torch, seed, n)
+                synchronize()
+                send(b"D")
+            elif cmd == b"C":
+                seed, k = struct.unpack("<QQ", payload)
+                patch_input(torch, x, seed, k)
                 last = (prefix_sum(x), x.shape)
                 synchronize()
                 send(b"D")
@@ -105,6 +114,26 @@ def main():
                 send(b"E", b"unknown command")
         except BaseException:
             send(b"E", traceback.format_exc().encode()[-4000:])
+
+
+def generate_input(torch, seed, n):
+    """The timed call's input before its patch: n values of randint(-10, 10), int32."""
+    gen = torch.Generator(device=DEVICE)
+    gen.manual_seed(seed)
+    return torch.randint(-10, 10, (n,), dtype=torch.int32, device=DEVICE, generator=gen)
+
+
+def patch_input(torch, x, seed, k):
+    """Overwrite one random position in each of k equal strata of x with a fresh value."""
+    n = x.numel()
+    k = max(1, min(k, n))
+    stride = n // k
+    gen = torch.Generator(device=DEVICE)
+    gen.manual_seed(seed)
+    offsets = torch.randint(0, stride, (k,), dtype=torch.int64, device=DEVICE, generator=gen)
+    values = torch.randint(-10, 10, (k,), dtype=torch.int32, device=DEVICE, generator=gen)
+    idx = torch.arange(k, dtype=torch.int64, device=DEVICE) * stride + offsets
+    x[idx] = values
 
 
 def encode(y, shape, torch):

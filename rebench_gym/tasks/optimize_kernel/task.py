@@ -5,9 +5,16 @@ The scorer starts ``runner.py`` in a fresh interpreter inside the sandbox on a r
 
 * mini (CPU): each timed call sends a fresh int8 input through a pipe and stops the clock only
   when the complete output has come back, so a solution cannot finish its work after "returning";
-* full (CUDA): the clock covers generating the input from a fresh seed on the GPU, the call and a
-  device synchronization; the output is fetched afterwards and checked against an input this
-  process regenerates from the same seed.
+* full (``inputs: generated``, CUDA): as the original scorer does, the clock covers the call and a
+  device synchronization only. The runner first generates the input on the device from a fresh
+  seed and synchronizes (not timed); the clock then starts, the runner overwrites one random
+  position in each of ``patch_positions`` strata of the input with fresh values drawn from a
+  second seed it receives only then (a few small kernels, inside the clock), calls
+  ``prefix_sum``, synchronizes and answers, and the clock stops. The patch makes an answer
+  computed ahead from the unpatched input wrong from the first patched position on. The output
+  is fetched afterwards and checked against the input this process regenerates from both seeds.
+  Warm-up calls on fresh inputs come first, as in the original (which times one call after four
+  warm-ups).
 
 Score: ``ln(milliseconds)`` of the fastest timed call; any wrong output makes it invalid.
 """
@@ -149,6 +156,9 @@ class OptimizeKernelTask(Task):
         n = int(params["length"])
         device = str(params["device"])
         warmups = int(params["warmup_calls"])
+        # Full scale: inputs generated in the runner, only the call timed (see module docstring).
+        generated = str(params.get("inputs", "shared")) == "generated"
+        patches = int(params["patch_positions"]) if generated else None
         # On tmpfs where possible: file-backed pages written back to disk would fault again on
         # the next write and add noise to the timings.
         io_dir = shm_scratch_dir("io")
@@ -212,7 +222,7 @@ class OptimizeKernelTask(Task):
         chan = Channel(from_child_r, to_child_w, max_message=16 * n + 64)
         io = _SharedIO(io_dir, proc)
         try:
-            times_ms = self._drive(chan, io, rng, n, device, warmups, repeats, deadline)
+            times_ms = self._drive(chan, io, rng, n, device, warmups, repeats, patches, deadline)
         except _Invalid as e:
             return ScoreResult.invalid(str(e), log=procs.log_tail(log_path))
         except ChannelTimeout:
@@ -242,6 +252,7 @@ class OptimizeKernelTask(Task):
         device: str,
         warmups: int,
         repeats: int,
+        patches: int | None,
         deadline: float,
     ) -> list[float]:
         cmd, payload = chan.recv(deadline)
@@ -295,33 +306,63 @@ class OptimizeKernelTask(Task):
         call(EXAMPLE)
         for length in CHECK_LENGTHS:
             call(random_input(length))
-        if device == "cpu":
+        if patches is None:
             for _ in range(warmups):
                 call(random_input(n))
             return [call(random_input(n)) for _ in range(repeats)]
-        return self._drive_device(chan, rng, n, device, warmups, repeats, deadline, check)
+        return self._drive_generated(
+            chan, rng, n, device, warmups, repeats, patches, deadline, check
+        )
 
-    def _drive_device(self, chan, rng, n, device, warmups, repeats, deadline, check):
-        import torch  # full scale only: the driver regenerates inputs on its own GPU
+    def _drive_generated(self, chan, rng, n, device, warmups, repeats, patches, deadline, check):
+        """Full scale: inputs generated in the runner, only the (patched) call timed."""
+        import torch  # full scale: the driver regenerates inputs on its own device
+
+        def roundtrip(cmd: bytes, payload: bytes) -> tuple[bytes, memoryview]:
+            chan.send(cmd, payload, deadline)
+            return chan.recv(deadline)
 
         times: list[float] = []
         for i in range(warmups + repeats):
-            seed = int(rng.integers(0, 2**63))
+            seed, patch_seed = (int(v) for v in rng.integers(0, 2**63, size=2))
+            cmd, payload = roundtrip(b"G", struct.pack("<QQ", seed, n))
+            if cmd != b"D":
+                raise _Invalid(
+                    "the runner failed to generate the input:\n"
+                    + bytes(payload).decode(errors="replace")
+                )
             start = time.perf_counter()
-            chan.send(b"S", struct.pack("<QQ", seed, n), deadline)
-            cmd, payload = chan.recv(deadline)
+            cmd, payload = roundtrip(b"C", struct.pack("<QQ", patch_seed, patches))
             elapsed = (time.perf_counter() - start) * 1000.0
             if cmd != b"D":
                 raise _Invalid("prefix_sum raised:\n" + bytes(payload).decode(errors="replace"))
-            chan.send(b"F", b"", deadline)
-            cmd, payload = chan.recv(deadline)
-            gen = torch.Generator(device=device)
-            gen.manual_seed(seed)
-            x = torch.randint(-10, 10, (n,), dtype=torch.int32, device=device, generator=gen)
+            cmd, payload = roundtrip(b"F", b"")
+            x = generated_input(torch, device, seed, n)
+            patch_input(torch, device, x, patch_seed, patches)
             check(x.cpu().numpy().astype(np.int8), cmd, payload)
             if i >= warmups:
                 times.append(elapsed)
         return times
+
+
+def generated_input(torch: Any, device: str, seed: int, n: int) -> Any:
+    """The scorer's copy of runner.generate_input (the same draws from the same seed)."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return torch.randint(-10, 10, (n,), dtype=torch.int32, device=device, generator=gen)
+
+
+def patch_input(torch: Any, device: str, x: Any, seed: int, k: int) -> None:
+    """The scorer's copy of runner.patch_input: one fresh value in each of ``k`` strata."""
+    n = x.numel()
+    k = max(1, min(k, n))
+    stride = n // k
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    offsets = torch.randint(0, stride, (k,), dtype=torch.int64, device=device, generator=gen)
+    values = torch.randint(-10, 10, (k,), dtype=torch.int32, device=device, generator=gen)
+    idx = torch.arange(k, dtype=torch.int64, device=device) * stride + offsets
+    x[idx] = values
 
 
 def open_fifos(io_dir: Path, proc: subprocess.Popen[bytes], deadline: float) -> tuple[int, int]:

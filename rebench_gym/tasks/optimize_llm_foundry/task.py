@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 from rebench_gym import procs
-from rebench_gym.cache import build_once
 from rebench_gym.errors import AssetsError
 from rebench_gym.procs import run_worker
 from rebench_gym.sandbox.base import Bind
@@ -66,29 +65,12 @@ class OptimizeLLMFoundryTask(Task):
     package_dir = Path(__file__).parent
 
     # ----- assets ------------------------------------------------------------------------------
-    def prepare_assets(
-        self,
-        scale: Scale,
-        cache: Path,
-        progress: ProgressFn | None = None,
-        source: Path | None = None,
-    ) -> None:
-        target = self.asset_dir(scale, cache)
-        if scale == "mini":
-            build_once(target.parent, target.name, self._build_mini)
-            return
+    def build_full_assets(self, out: Path, source: Path | None, progress: ProgressFn) -> None:
         from rebench_gym.tasks.optimize_llm_foundry import full
 
-        if (target / ".complete").exists():
-            return
-        params = self.spec.scale("full").params
-        build_once(
-            target.parent,
-            target.name,
-            lambda tmp: full.build_full_assets(tmp, source, params, progress),
-        )
+        full.build_full_assets(out, source, self.spec.scale("full").params, progress)
 
-    def _build_mini(self, out: Path) -> None:
+    def build_mini_assets(self, out: Path, progress: ProgressFn) -> None:
         """The base model: the workspace's tiny causal LM, initialised from a fixed seed."""
         params = self.spec.scale("mini").params
         model_py = self.package_dir / "workspace/mini/solution/minifoundry/model.py"
@@ -104,15 +86,6 @@ class OptimizeLLMFoundryTask(Task):
         finally:
             sys.modules.pop(spec.name, None)
 
-    def _assets(self, scale: Scale, cache: Path) -> Path:
-        path = self.asset_dir(scale, cache)
-        if not (path / ".complete").exists():
-            raise AssetsError(
-                f"assets for optimize_llm_foundry ({scale}) are not prepared at {path}: run "
-                f"`rebench assets prepare RE-Bench/OptimizeLLMFoundry-v0 --scale {scale}`"
-            )
-        return path
-
     def max_solution_bytes(self, scale: Scale) -> int:
         return 8 * 1024**3 if scale == "full" else 100 * 1024**2
 
@@ -125,7 +98,7 @@ class OptimizeLLMFoundryTask(Task):
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
         )
         (dest / "instructions.md").write_text(self.instructions(scale))
-        assets = self._assets(scale, cache)
+        assets = self.assets(scale, cache)
         if scale == "full":  # the solution directory is an llm-foundry checkout
             shutil.copytree(assets / "llm-foundry", dest / "solution", dirs_exist_ok=True)
             shutil.copytree(self.package_dir / "workspace/full", dest, dirs_exist_ok=True)
@@ -172,7 +145,7 @@ class OptimizeLLMFoundryTask(Task):
         params = self.spec.scale(ctx.scale).params
         if ctx.scale == "mini":  # built in well under a second; calibration may need it
             self.prepare_assets("mini", ctx.cache)
-        assets = self._assets(ctx.scale, ctx.cache)
+        assets = self.assets(ctx.scale, ctx.cache)
         deadline = time.monotonic() + ctx.timeout_s
         threshold = float(params["max_norm_diff"])
 

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from rebench_gym import procs
-from rebench_gym.cache import build_once
 from rebench_gym.errors import AssetsError
 from rebench_gym.lmkit.corpus import documents
 from rebench_gym.lmkit.data import write_tokens
@@ -53,42 +52,21 @@ class RestrictedMLMTask(Task):
     package_dir = Path(__file__).parent
 
     # ----- assets ------------------------------------------------------------------------------
-    def prepare_assets(
-        self,
-        scale: Scale,
-        cache: Path,
-        progress: ProgressFn | None = None,
-        source: Path | None = None,
-    ) -> None:
-        target = self.asset_dir(scale, cache)
-        params = self.spec.scale(scale).params
-        if scale == "mini":
-            build_once(target.parent, target.name, lambda tmp: build_mini(tmp, params, progress))
-            return
-        if (target / ".complete").exists():
-            return
-        if source is None:
-            raise AssetsError(
-                "RE-Bench/RestrictedMLM-v0 at full scale needs OpenWebText: run `rebench assets "
-                "prepare RE-Bench/RestrictedMLM-v0 --scale full --source DIR` (DIR holds "
-                "openwebtext/train.bin and val.bin in nanoGPT's GPT-2 token format)"
-            )
-        build_once(
-            target.parent, target.name, lambda tmp: build_full(tmp, source, params, progress)
-        )
+    full_assets_source = "openwebtext/train.bin and val.bin in nanoGPT's GPT-2 token format"
 
-    def _assets(self, scale: Scale, cache: Path) -> Path:
-        path = self.asset_dir(scale, cache)
-        if not (path / ".complete").exists():
-            raise AssetsError(f"assets for restricted_mlm ({scale}) are not prepared at {path}")
-        return path
+    def build_mini_assets(self, out: Path, progress: ProgressFn) -> None:
+        build_mini(out, self.spec.scale("mini").params, progress)
+
+    def build_full_assets(self, out: Path, source: Path | None, progress: ProgressFn) -> None:
+        assert source is not None  # full_assets_source is set: the base checked
+        build_full(out, source, self.spec.scale("full").params, progress)
 
     def max_solution_bytes(self, scale: Scale) -> int:
         return 20 * 1024**3 if scale == "full" else 200 * 1024**2
 
     def populate_workspace(self, dest: Path, scale: Scale, cache: Path) -> None:
         super().populate_workspace(dest, scale, cache)
-        assets = self._assets(scale, cache)
+        assets = self.assets(scale, cache)
         (dest / "data").mkdir(exist_ok=True)
         for name in ("train.bin", "meta.json", "vocab.json"):
             if (assets / name).exists():
@@ -111,7 +89,7 @@ class RestrictedMLMTask(Task):
     # ----- scoring -----------------------------------------------------------------------------
     def score(self, ctx: ScoreContext) -> ScoreResult:
         params = self.spec.scale(ctx.scale).params
-        assets = self._assets(ctx.scale, ctx.cache)
+        assets = self.assets(ctx.scale, ctx.cache)
         meta = json.loads((assets / "meta.json").read_text())
         deadline = time.monotonic() + ctx.timeout_s
         if not (ctx.solution / "model.py").is_file():

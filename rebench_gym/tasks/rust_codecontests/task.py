@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 from rebench_gym import procs
-from rebench_gym.cache import build_once
 from rebench_gym.errors import AssetsError
 from rebench_gym.llm.proxy import LLMProxy, ProxyConfig
 from rebench_gym.sandbox.base import Bind, open_regular
@@ -137,47 +136,29 @@ class RustCodecontestsTask(Task):
     )
 
     # ----- assets ------------------------------------------------------------------------------
-    def prepare_assets(
-        self,
-        scale: Scale,
-        cache: Path,
-        progress: ProgressFn | None = None,
-        source: Path | None = None,
-    ) -> None:
-        target = self.asset_dir(scale, cache)
-        if (target / ".complete").exists():
-            return
-        if scale == "mini":
-            build_once(target.parent, target.name, _write_splits(build_problems()))
-            return
-        if source is None:
-            raise AssetsError(
-                "RE-Bench/RustCodecontests-v0 at full scale needs CodeContests problems: run "
-                "`rebench assets prepare RE-Bench/RustCodecontests-v0 --scale full --source "
-                "PATH`, PATH a directory with valid and test splits of deepmind/code_contests "
-                "(JSON lines, or Parquet with pyarrow installed), e.g. valid.jsonl and test.jsonl"
-            )
-        params = self.spec.scale(scale).params
-        say = progress or (lambda _m: None)
-        say(f"rust_codecontests (full): reading CodeContests problems from {source}")
-        splits = load_codecontests(Path(source), params.get("filter", {}))
-        build_once(target.parent, target.name, _write_splits(splits))
+    full_assets_source = (
+        "the valid and test splits of deepmind/code_contests: JSON lines, or Parquet with pyarrow "
+        "installed, e.g. valid.jsonl and test.jsonl"
+    )
 
-    def _assets(self, scale: Scale, cache: Path) -> Path:
-        path = self.asset_dir(scale, cache)
-        if not (path / ".complete").exists():
-            raise AssetsError(f"assets for rust_codecontests ({scale}) are not prepared at {path}")
-        return path
+    def build_mini_assets(self, out: Path, progress: ProgressFn) -> None:
+        _write_splits(build_problems())(out)
+
+    def build_full_assets(self, out: Path, source: Path | None, progress: ProgressFn) -> None:
+        assert source is not None  # full_assets_source is set: the base checked
+        params = self.spec.scale("full").params
+        progress(f"rust_codecontests (full): reading CodeContests problems from {source}")
+        _write_splits(load_codecontests(source, params.get("filter", {})))(out)
 
     def load_split(self, scale: Scale, cache: Path, split: str) -> list[dict[str, Any]]:
         """The ``valid`` or ``test`` problems (full records, hidden tests included)."""
-        with open(self._assets(scale, cache) / f"{split}.jsonl") as fh:
+        with open(self.assets(scale, cache) / f"{split}.jsonl") as fh:
             return [json.loads(line) for line in fh if line.strip()]
 
     def populate_workspace(self, dest: Path, scale: Scale, cache: Path) -> None:
         super().populate_workspace(dest, scale, cache)
         (dest / "data").mkdir(exist_ok=True)
-        shutil.copy(self._assets(scale, cache) / "valid.jsonl", dest / "data" / "valid.jsonl")
+        shutil.copy(self.assets(scale, cache) / "valid.jsonl", dest / "data" / "valid.jsonl")
 
     # ----- the episode's LLM proxy -------------------------------------------------------------
     def start_services(

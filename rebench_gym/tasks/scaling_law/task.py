@@ -236,37 +236,19 @@ class ScalingLawTask(Task):
         return string.Template(text).safe_substitute(values)
 
     # ----- assets ------------------------------------------------------------------------------
-    def prepare_assets(
-        self,
-        scale: Scale,
-        cache: Path,
-        progress: ProgressFn | None = None,
-        source: Path | None = None,
-    ) -> None:
-        from rebench_gym.cache import build_once
+    full_assets_source = "openwebtext/train.bin and val.bin in nanoGPT's format"
 
-        target = self.asset_dir(scale, cache)
-        if (target / ".complete").exists():
-            return
-        if scale == "mini":
-            build_once(target.parent, target.name, lambda tmp: self._build_mini(tmp, progress))
-            return
-        if source is None:
-            raise AssetsError(
-                "RE-Bench/ScalingLaw-v0 at full scale trains on OpenWebText: run `rebench assets "
-                "prepare RE-Bench/ScalingLaw-v0 --scale full --source DIR` (DIR holds "
-                "openwebtext/train.bin and val.bin in nanoGPT's format)"
-            )
-        build_once(target.parent, target.name, lambda tmp: build_full(tmp, source, progress))
+    def build_full_assets(self, out: Path, source: Path | None, progress: ProgressFn) -> None:
+        assert source is not None  # full_assets_source is set: the base checked
+        build_full(out, source, progress)
 
-    def _build_mini(self, out: Path, progress: ProgressFn | None) -> None:
+    def build_mini_assets(self, out: Path, progress: ProgressFn) -> None:
         from rebench_gym.lmkit.corpus import documents
         from rebench_gym.lmkit.data import write_tokens
         from rebench_gym.lmkit.tokenizer import WordTokenizer
 
         params = self.spec.scale("mini").params
-        if progress:
-            progress("scaling_law (mini): generating the corpus")
+        progress("scaling_law (mini): generating the corpus")
         tok = WordTokenizer.default()
         if tok.vocab_size != params["vocab_size"]:
             raise AssetsError(
@@ -285,9 +267,7 @@ class ScalingLawTask(Task):
         shutil.copytree(src / scale, dest, dirs_exist_ok=True)
         (dest / "instructions.md").write_text(self.instructions(scale))
         shutil.copy(lm_model.__file__, dest / "model.py")
-        assets = self.asset_dir(scale, cache)
-        if not (assets / ".complete").exists():
-            raise AssetsError(f"assets for scaling_law ({scale}) are not prepared at {assets}")
+        assets = self.assets(scale, cache)
         (dest / "data").mkdir(exist_ok=True)
         for name in ("train.bin", "val.bin", "vocab.json"):
             if (assets / name).exists():
