@@ -219,7 +219,10 @@ def test_resume_of_a_run_another_process_runs_is_refused(
 
 # ----- rehearse ---------------------------------------------------------------------------------
 def _fake_rehearse(
-    monkeypatch: pytest.MonkeyPatch, start: dict[str, Any], reference: dict[str, Any]
+    monkeypatch: pytest.MonkeyPatch,
+    start: dict[str, Any],
+    reference: dict[str, Any],
+    **extra: Any,
 ) -> list[str]:
     """Put a stand-in ``rebench_gym.rehearse`` in place; returns the ids it was called with."""
     calls: list[str] = []
@@ -228,7 +231,7 @@ def _fake_rehearse(
         calls.append(env_id)
         if progress is not None:
             progress("rehearsing")
-        return {"id": env_id, "start": start, "reference": reference, "scale": "full"}
+        return {"id": env_id, "start": start, "reference": reference, **extra}
 
     module = types.ModuleType("rebench_gym.rehearse")
     module.rehearse = rehearse  # type: ignore[attr-defined]
@@ -270,3 +273,9 @@ def test_rehearse_prints_two_lines_and_exits_by_the_outcome(
     assert main(["rehearse", KERNEL, "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["reference"]["valid"] is False
     assert main(["rehearse", "RE-Bench/Nope-v0"]) == 2
+    capsys.readouterr()
+    # The report's own verdict (the reference better in the task's direction) decides.
+    calls = _fake_rehearse(monkeypatch, _row(0.0), _row(1.0), ok=False)
+    assert main(["rehearse", KERNEL]) == 1 and calls == [KERNEL]
+    _fake_rehearse(monkeypatch, _row(0.5), _row(0.5), ok=True)
+    assert main(["rehearse", KERNEL]) == 0

@@ -17,10 +17,16 @@ from rebench_gym.cli._common import Subparsers, add_command, add_id, emit, say
 
 
 def passed(report: Mapping[str, Any]) -> bool:
-    """Both solutions valid and the reference's normalized score above the start's."""
+    """Both solutions valid and the reference better than the start.
+
+    "Better" is the report's own ``ok`` where it has one (the reference better in the task's
+    direction), else the reference's normalized score above the start's.
+    """
     start, reference = report.get("start") or {}, report.get("reference") or {}
     if not (start.get("valid") and reference.get("valid")):
         return False
+    if "ok" in report:
+        return bool(report["ok"])
     try:
         s, r = float(start["normalized"]), float(reference["normalized"])
     except (KeyError, TypeError, ValueError):
