@@ -18,7 +18,8 @@ from typing import Any, Literal, Protocol
 
 import yaml
 
-from rebench_gym.errors import HardwareError, UsageError
+from rebench_gym.cache import COMPLETE, build_once
+from rebench_gym.errors import AssetsError, HardwareError, UsageError
 from rebench_gym.sandbox.base import Sandbox
 from rebench_gym.scoring import Aggregation, Anchors, ScoreResult
 
@@ -198,10 +199,80 @@ class Task(abc.ABC):
         """Where this task version's prepared assets for ``scale`` live in the cache."""
         return cache / "assets" / f"{self.spec.name}-{scale}-{self.spec.version}"
 
-    def prepare_assets(  # noqa: B027 - optional hook
-        self, scale: Scale, cache: Path, progress: ProgressFn | None = None
+    # ----- assets ------------------------------------------------------------------------------
+    #: what DIR holds in ``rebench assets prepare ID --scale full --source DIR``; None when the
+    #: full assets need no source (a task whose ``build_full_assets`` fetches or makes them)
+    full_assets_source: str | None = None
+
+    def build_mini_assets(self, out: Path, progress: ProgressFn) -> None:  # noqa: B027
+        """Fill the empty directory ``out`` with the mini scale's hidden assets.
+
+        A task without assets does not override this (nor :meth:`build_full_assets`).
+        """
+
+    def build_full_assets(  # noqa: B027 - optional hook
+        self, out: Path, source: Path | None, progress: ProgressFn
     ) -> None:
-        """Build the task's hidden assets into the cache (default: nothing to build)."""
+        """Fill the empty directory ``out`` with the full scale's assets, read from ``source``
+        (never None when :attr:`full_assets_source` is set)."""
+
+    def has_assets(self, scale: Scale) -> bool:
+        """Whether ``scale`` has assets to prepare (the task overrides its builder)."""
+        hook = "build_mini_assets" if scale == "mini" else "build_full_assets"
+        return getattr(type(self), hook) is not getattr(Task, hook)
+
+    def prepare_assets(
+        self,
+        scale: Scale,
+        cache: Path,
+        progress: ProgressFn | None = None,
+        source: Path | None = None,
+    ) -> None:
+        """Build ``scale``'s assets into the cache once; returns at once when they are complete.
+
+        Args:
+            scale: "mini" (built from nothing; ``source`` is ignored) or "full".
+            cache: the asset cache.
+            progress: receives one-line progress messages.
+            source: full scale: the directory of downloaded data (:attr:`full_assets_source`).
+
+        Raises:
+            AssetsError: full scale needs a ``source`` and none was given (the message names the
+                command and what the directory holds), or building failed.
+        """
+        if not self.has_assets(scale):
+            return
+        target = self.asset_dir(scale, cache)
+        if (target / COMPLETE).exists():
+            return
+        say: ProgressFn = progress or (lambda _message: None)
+        if scale == "mini":
+            build_once(target.parent, target.name, lambda tmp: self.build_mini_assets(tmp, say))
+            return
+        if source is None and self.full_assets_source is not None:
+            env_id = self.spec.env_id
+            raise AssetsError(
+                f"{env_id} at full scale needs data that cannot be shipped: run `rebench assets "
+                f"prepare {env_id} --scale full --source DIR` (DIR holds "
+                f"{self.full_assets_source})"
+            )
+        src = Path(source) if source is not None else None
+        build_once(target.parent, target.name, lambda tmp: self.build_full_assets(tmp, src, say))
+
+    def assets(self, scale: Scale, cache: Path) -> Path:
+        """The directory of ``scale``'s prepared assets.
+
+        Raises:
+            AssetsError: they are not prepared (the message says how to prepare them).
+        """
+        path = self.asset_dir(scale, cache)
+        if not (path / COMPLETE).exists():
+            how = "--scale full --source DIR" if scale == "full" else "--scale mini"
+            raise AssetsError(
+                f"assets for {self.spec.name} ({scale}) are not prepared at {path}; run "
+                f"`rebench assets prepare {self.spec.env_id} {how}`"
+            )
+        return path
 
     def start_services(
         self, scale: Scale, cache: Path, workspace: Path, options: dict[str, Any]
