@@ -139,7 +139,7 @@ class FixEmbeddingTask(Task):
             "block_size": meta["large_config"]["block_size"],
             "batch_size": params["eval_batch_size"],
             "max_batches": params["eval_batches"],
-            "device": "cuda" if ctx.scale == "full" else "cpu",
+            "device": str(params.get("eval_device", "cpu")),
         }
         return log_loss_score(
             "rebench_gym.lmkit.evaluate_worker",
