@@ -49,7 +49,7 @@ class ReferenceAgent(ScriptedAgent):
         task = get_task(task_name(env_id))
         if scale not in task.spec.scales:
             raise UsageError(f"scale must be one of {sorted(task.spec.scales)}")
-        calls = int(task.spec.scale(scale).params.get("reference_score_calls", 1))
+        calls = task.spec.scale(scale).reference_score_calls
         super().__init__([*task.reference_actions(scale), *["score"] * calls])  # type: ignore[arg-type]
 
 

@@ -8,13 +8,18 @@ the workspace) and a :class:`Task` subclass that scores.
 from __future__ import annotations
 
 import abc
+import copy
+import dataclasses
 import hashlib
 import shutil
 import string
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import sys
+import types
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import yaml
 
@@ -29,23 +34,171 @@ ProgressFn = Callable[[str], None]
 
 
 @dataclass(frozen=True)
+class TaskParams(Mapping[str, Any]):
+    """Base of a task's typed parameters for one scale (the scale's task-specific keys in
+    ``task.yaml``).
+
+    A task declares one frozen dataclass per scale that derives from this and lists
+    :attr:`Task.params_types`; ``task.yaml`` is validated against it (unknown keys, missing
+    keys and wrong types are errors naming the file and the key). Read fields as attributes;
+    the mapping interface (``params["x"]``) serves generic code (instructions templates).
+    """
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._names():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    @classmethod
+    def _names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any], where: str) -> TaskParams:
+        """Validate ``data`` (a scale's task-specific keys) into an instance.
+
+        Raises:
+            UsageError: ``{where}: unknown key 'x'``, ``missing key``, or a wrong type.
+        """
+        hints = typing.get_type_hints(cls)
+        declared = {f.name: f for f in fields(cls)}
+        for key in data:
+            if key not in declared:
+                known = ", ".join(sorted(declared)) or "none"
+                raise UsageError(f"{where}: unknown key {key!r} (known: {known})")
+        values: dict[str, Any] = {}
+        for name, f in declared.items():
+            if name not in data:
+                if f.default is MISSING and f.default_factory is MISSING:
+                    raise UsageError(f"{where}: missing key {name!r}")
+                continue
+            values[name] = _check_type(data[name], hints[name], f"{where}: key {name!r}")
+        return cls(**values)
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    """``value`` if it has the type ``hint`` (ints are accepted for floats), else UsageError."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(hint):
+            try:
+                return _check_type(value, option, where)
+            except UsageError:
+                continue
+        raise UsageError(f"{where}: {value!r} is not {hint}")
+    if hint is Any:
+        return value
+    if hint is type(None):
+        if value is None:
+            return value
+        raise UsageError(f"{where}: expected null, got {value!r}")
+    base = origin or hint
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if base is int and isinstance(value, bool):
+        raise UsageError(f"{where}: expected an integer, got {value!r}")
+    if base in (list, tuple) and isinstance(value, list | tuple):
+        return value
+    if isinstance(base, type) and isinstance(value, base):
+        return value
+    name = getattr(base, "__name__", str(base))
+    raise UsageError(f"{where}: expected {name}, got {type(value).__name__} {value!r}")
+
+
+#: the keys every scale of every task has (``ScaleSpec`` fields); the rest are the task's params
+SCALE_KEYS = (
+    "hardware",
+    "time_budget_s",
+    "score_timeout_s",
+    "anchors",
+    "max_solution_bytes",
+    "reference_score_calls",
+)
+TASK_KEYS = (
+    "name",
+    "env_id",
+    "version",
+    "title",
+    "original",
+    "higher_is_better",
+    "aggregation",
+    "always_hidden",
+    "scales",
+)
+
+
+@dataclass(frozen=True)
 class ScaleSpec:
-    """What one scale of a task needs and how it is scored."""
+    """What one scale of a task needs and how it is scored.
+
+    Attributes:
+        hardware: ``gpus``, ``gpu_kind``, ``cpus``, ``memory_gb`` (what the sandbox may use).
+        time_budget_s: the agent's time budget.
+        score_timeout_s: the limit of one score call.
+        anchors: ``{"start", "reference", "source"}``, or ``"calibrate"``.
+        max_solution_bytes: the largest ``solution/`` a score call copies (bigger is invalid).
+        reference_score_calls: how many times the ``reference`` agent scores before submitting.
+        params: the task's own parameters (its :attr:`Task.params_types` dataclass).
+    """
 
     hardware: dict[str, Any]
     time_budget_s: float
     score_timeout_s: float
-    anchors: dict[str, Any] | str  # {"start", "reference", "source"} or "calibrate"
-    params: dict[str, Any] = field(default_factory=dict)
+    anchors: dict[str, Any] | str
+    #: the task's ``mini_params``/``full_params`` instance (typed ``Any``: it depends on the task)
+    params: Any = field(default_factory=TaskParams)
+    max_solution_bytes: int = 500 * 1024**2
+    reference_score_calls: int = 1
 
     @property
     def gpus(self) -> int:
         return int(self.hardware.get("gpus", 0))
 
+    @classmethod
+    def parse(cls, data: Any, params_type: type[TaskParams], where: str) -> ScaleSpec:
+        """Validate one scale's mapping from ``task.yaml``; errors start with ``where``."""
+        if not isinstance(data, Mapping):
+            raise UsageError(f"{where}: must be a mapping")
+        for key in ("hardware", "time_budget_s", "score_timeout_s", "anchors"):
+            if key not in data:
+                raise UsageError(f"{where}: missing key {key!r}")
+        hardware = _check_type(data["hardware"], dict, f"{where}: key 'hardware'")
+        anchors = _check_type(data["anchors"], dict | str, f"{where}: key 'anchors'")
+        if isinstance(anchors, str) and anchors != "calibrate":
+            raise UsageError(f"{where}: key 'anchors' must be a mapping or 'calibrate'")
+        common: dict[str, Any] = {}
+        for key in ("max_solution_bytes", "reference_score_calls"):
+            if key in data:
+                common[key] = _check_type(data[key], int, f"{where}: key {key!r}")
+        return cls(
+            hardware=dict(hardware),
+            time_budget_s=_check_type(
+                data["time_budget_s"], float, f"{where}: key 'time_budget_s'"
+            ),
+            score_timeout_s=_check_type(
+                data["score_timeout_s"], float, f"{where}: key 'score_timeout_s'"
+            ),
+            anchors=anchors,
+            params=params_type.parse({k: v for k, v in data.items() if k not in SCALE_KEYS}, where),
+            **common,
+        )
+
+    def as_yaml(self) -> dict[str, Any]:
+        """This scale as the mapping ``task.yaml`` would hold."""
+        out: dict[str, Any] = {k: getattr(self, k) for k in SCALE_KEYS}
+        out.update({f.name: getattr(self.params, f.name) for f in fields(self.params)})
+        return out
+
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """The contents of a task's ``task.yaml``."""
+    """The contents of a task's ``task.yaml``, validated."""
 
     name: str
     env_id: str
@@ -56,26 +209,64 @@ class TaskSpec:
     aggregation: Aggregation
     always_hidden: bool
     scales: dict[str, ScaleSpec]
+    #: the file it was read from (named in every error)
+    path: Path = field(default=Path("task.yaml"), compare=False)
 
     @classmethod
-    def load(cls, path: Path) -> TaskSpec:
-        data = yaml.safe_load(path.read_text())
+    def load(
+        cls, path: Path, params_type: Callable[[str], type[TaskParams]] | None = None
+    ) -> TaskSpec:
+        """Read and validate ``path`` against the task's per-scale parameter types.
+
+        Raises:
+            UsageError: unknown or missing keys, wrong types; the message names the file and
+                the key (``.../task.yaml: scales.mini: unknown key 'lenght'``).
+        """
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as e:
+            raise UsageError(f"{path}: cannot read: {e}") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"{path}: must be a mapping")
+        for key in data:
+            if key not in TASK_KEYS:
+                raise UsageError(f"{path}: unknown key {key!r} (known: {', '.join(TASK_KEYS)})")
+        for key in TASK_KEYS:
+            if key not in data:
+                raise UsageError(f"{path}: missing key {key!r}")
+        raw_scales = _check_type(data.pop("scales"), dict, f"{path}: key 'scales'")
         scales = {}
-        for scale, s in data.pop("scales").items():
-            known = {"hardware", "time_budget_s", "score_timeout_s", "anchors"}
-            scales[scale] = ScaleSpec(
-                hardware=s["hardware"],
-                time_budget_s=float(s["time_budget_s"]),
-                score_timeout_s=float(s["score_timeout_s"]),
-                anchors=s["anchors"],
-                params={k: v for k, v in s.items() if k not in known},
+        for scale, s in raw_scales.items():
+            if scale not in SCALES:
+                raise UsageError(f"{path}: scales: unknown scale {scale!r} (known: full, mini)")
+            scales[scale] = ScaleSpec.parse(
+                s,
+                params_type(scale) if params_type else TaskParams,
+                f"{path}: scales.{scale}",
             )
-        return cls(scales=scales, **data)
+        for key in ("name", "env_id", "version", "title", "original"):
+            _check_type(data[key], str, f"{path}: key {key!r}")
+        for key in ("higher_is_better", "always_hidden"):
+            _check_type(data[key], bool, f"{path}: key {key!r}")
+        if data["aggregation"] not in typing.get_args(Aggregation):
+            raise UsageError(
+                f"{path}: key 'aggregation' must be one of {typing.get_args(Aggregation)}"
+            )
+        return cls(scales=scales, path=path, **data)
 
     def scale(self, scale: str) -> ScaleSpec:
         if scale not in self.scales:
             raise UsageError(f"scale must be one of {sorted(self.scales)}, not {scale!r}")
         return self.scales[scale]
+
+    def with_scale(
+        self, scale: Scale, params_type: type[TaskParams], changes: Mapping[str, Any]
+    ) -> TaskSpec:
+        """This spec with ``changes`` applied to ``scale``'s keys, validated as task.yaml is."""
+        raw = {**self.scale(scale).as_yaml(), **changes}
+        where = f"{self.path}: scales.{scale} (with changes {', '.join(sorted(changes))})"
+        new = ScaleSpec.parse(raw, params_type, where)
+        return dataclasses.replace(self, scales={**self.scales, scale: new})
 
 
 @dataclass(frozen=True)
@@ -126,11 +317,45 @@ class EpisodeService(Protocol):
 class Task(abc.ABC):
     """Base class of the seven tasks."""
 
-    #: directory of the task subpackage (task.yaml, instructions.md, workspace/, reference/)
+    #: directory of the task's folder (task.yaml, instructions.md, workspace/, reference/);
+    #: defaults to the folder of the module that defines the subclass
     package_dir: Path
+    #: the typed parameters of each scale: task.yaml's task-specific keys of ``scales.mini``
+    #: and ``scales.full`` are validated against them (the default takes none)
+    mini_params: ClassVar[type[TaskParams]] = TaskParams
+    full_params: ClassVar[type[TaskParams]] = TaskParams
+
+    @classmethod
+    def params_type(cls, scale: str) -> type[TaskParams]:
+        """The parameters dataclass of ``scale``."""
+        return cls.mini_params if scale == "mini" else cls.full_params
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "package_dir" not in cls.__dict__:
+            module = sys.modules.get(cls.__module__)
+            file = getattr(module, "__file__", None)
+            if file:
+                cls.package_dir = Path(file).resolve().parent
 
     def __init__(self) -> None:
-        self.spec = TaskSpec.load(self.package_dir / "task.yaml")
+        self.spec = TaskSpec.load(self.package_dir / "task.yaml", self.params_type)
+
+    def params(self, scale: Scale) -> Any:
+        """The typed parameters of ``scale`` (an instance of ``params_types[scale]``)."""
+        return self.spec.scale(scale).params
+
+    def with_params(self, scale: Scale, **changes: Any) -> Task:
+        """A copy of this task whose ``scale`` uses ``changes`` (scale keys as in task.yaml:
+        ``hardware``, ``time_budget_s``, ..., or the task's own parameters), validated as
+        task.yaml is.
+
+        Raises:
+            UsageError: an unknown key or a wrong type, naming the key.
+        """
+        derived = copy.copy(self)
+        derived.spec = self.spec.with_scale(scale, self.params_type(scale), changes)
+        return derived
 
     # ----- data ------------------------------------------------------------------------------
     def instructions(self, scale: Scale) -> str:
@@ -290,8 +515,9 @@ class Task(abc.ABC):
         return []
 
     def max_solution_bytes(self, scale: Scale) -> int:
-        """The largest ``solution/`` a score call copies (bigger ones are invalid)."""
-        return 500 * 1024**2
+        """The largest ``solution/`` a score call copies (bigger ones are invalid); task.yaml's
+        ``max_solution_bytes`` (default 500 MiB)."""
+        return self.spec.scale(scale).max_solution_bytes
 
     def hidden_paths(self, scale: Scale, cache: Path) -> list[Path]:
         """Host paths the agent must not read (the sandbox masks them)."""

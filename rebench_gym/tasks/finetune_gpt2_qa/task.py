@@ -37,6 +37,7 @@ import random
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -55,7 +56,7 @@ from rebench_gym.lmkit.tokenizer import WordTokenizer
 from rebench_gym.lmkit.train import train
 from rebench_gym.procs import run_worker
 from rebench_gym.scoring import ScoreResult
-from rebench_gym.tasks.base import EpisodeService, ProgressFn, Scale, ScoreContext, Task
+from rebench_gym.tasks.base import EpisodeService, ProgressFn, Scale, ScoreContext, Task, TaskParams
 from rebench_gym.tasks.finetune_gpt2_qa import instructions_mini as im
 from rebench_gym.tasks.finetune_gpt2_qa.llm_judge import JudgeError
 from rebench_gym.tasks.finetune_gpt2_qa.rule_judge import RuleJudge
@@ -80,10 +81,48 @@ class RuleBackend:
         return {"requests": self.requests}
 
 
+@dataclass(frozen=True)
+class FinetuneGPT2QAMiniParams(TaskParams):
+    """The task-specific keys of task.yaml's ``scales.mini``."""
+
+    student_model: str
+    references: list[Any]
+    model: dict[str, Any]
+    pretrain_steps: int
+    pretrain_lr: float
+    corpus_docs: int
+    fact_docs: int
+    question_docs: int
+    arithmetic_docs: int
+    chat_docs: int
+    tuned_steps: int
+    heldout: int
+    split_seed: int
+    max_new_tokens: int
+    decoding: str
+    explore_temperature: float
+    judge_budget: int
+    template: str
+
+
+@dataclass(frozen=True)
+class FinetuneGPT2QAFullParams(TaskParams):
+    """The task-specific keys of task.yaml's ``scales.full``."""
+
+    student_model: str
+    references: list[Any]
+    max_new_tokens: int
+    decoding: str
+    explore_temperature: float
+    judge_budget: int
+    template: str
+
+
 class FinetuneGPT2QATask(Task):
     """The chatbot-finetuning task; see the module docstring."""
 
     package_dir = Path(__file__).parent
+    params_types = {"mini": FinetuneGPT2QAMiniParams, "full": FinetuneGPT2QAFullParams}
     #: the ``task_options`` names it reads (``rebench run`` refuses any other at once)
     task_options = frozenset(
         [
@@ -244,9 +283,6 @@ class FinetuneGPT2QATask(Task):
 
             backend = LLMJudge(JudgeConfig.from_options(options))
         return [JudgeService(backend, workspace / SOCKET_NAME, budget, allowed)]
-
-    def max_solution_bytes(self, scale: Scale) -> int:
-        return 20 * 1024**3 if scale == "full" else 200 * 1024**2
 
     # ----- scoring -----------------------------------------------------------------------------
     def score(self, ctx: ScoreContext) -> ScoreResult:

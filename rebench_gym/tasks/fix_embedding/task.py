@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -33,7 +34,7 @@ from rebench_gym.lmkit.tokenizer import WordTokenizer
 from rebench_gym.lmkit.train import evaluate, train
 from rebench_gym.lmkit.trusted import log_loss_score
 from rebench_gym.scoring import ScoreResult
-from rebench_gym.tasks.base import ProgressFn, Scale, ScoreContext, Task
+from rebench_gym.tasks.base import ProgressFn, Scale, ScoreContext, Task, TaskParams
 
 CHECKPOINT = "fixed_model.pth"
 PERMUTATION_SEED = 1234
@@ -48,10 +49,50 @@ def permute_embedding(model: GPT, seed: int) -> GPT:
     return model
 
 
+@dataclass(frozen=True)
+class FixEmbeddingMiniParams(TaskParams):
+    """The task-specific keys of task.yaml's ``scales.mini``."""
+
+    loss_floor: float
+    eval_batches: int
+    eval_batch_size: int
+    large: dict[str, Any]
+    small: dict[str, Any]
+    train_docs: int
+    val_docs: int
+    # keys being added to task.yaml by the fidelity work (defaults keep both versions valid)
+    dataset: str = ""
+    original_loss: float | None = None
+    corrupted_loss: float | None = None
+    tokens_note: str = ""
+    hardware_note: str = ""
+    reference_args: str = ""
+    reference_timeout_s: int = 3600
+
+
+@dataclass(frozen=True)
+class FixEmbeddingFullParams(TaskParams):
+    """The task-specific keys of task.yaml's ``scales.full``."""
+
+    loss_floor: float
+    eval_batches: int
+    eval_batch_size: int
+    eval_device: str
+    # keys being added to task.yaml by the fidelity work (defaults keep both versions valid)
+    dataset: str = ""
+    original_loss: float | None = None
+    corrupted_loss: float | None = None
+    tokens_note: str = ""
+    hardware_note: str = ""
+    reference_args: str = ""
+    reference_timeout_s: int = 3600
+
+
 class FixEmbeddingTask(Task):
     """The embedding-repair task; see the module docstring."""
 
     package_dir = Path(__file__).parent
+    params_types = {"mini": FixEmbeddingMiniParams, "full": FixEmbeddingFullParams}
 
     # ----- assets ------------------------------------------------------------------------------
     full_assets_source = (
@@ -102,9 +143,6 @@ class FixEmbeddingTask(Task):
                 save_checkpoint(model, out / "large_corrupted.pth")
                 meta["large_config"] = model.config.to_dict()
         (out / "meta.json").write_text(json.dumps(meta, indent=2))
-
-    def max_solution_bytes(self, scale: Scale) -> int:
-        return 20 * 1024**3 if scale == "full" else 200 * 1024**2
 
     def populate_workspace(self, dest: Path, scale: Scale, cache: Path) -> None:
         super().populate_workspace(dest, scale, cache)

@@ -32,6 +32,7 @@ import struct
 import subprocess
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,7 @@ from rebench_gym import procs
 from rebench_gym.sandbox.base import Bind
 from rebench_gym.sandbox.leftovers import shm_scratch_dir
 from rebench_gym.scoring import ScoreResult
-from rebench_gym.tasks.base import ScoreContext, Task
+from rebench_gym.tasks.base import ScoreContext, Task, TaskParams
 from rebench_gym.tasks.ipc import Channel, ChannelClosed, ChannelTimeout, make_pipe
 
 SCORE_ROOT = "/rbscore"
@@ -109,10 +110,35 @@ class _SharedIO:
             f.close()
 
 
+@dataclass(frozen=True)
+class KernelMiniParams(TaskParams):
+    """The task-specific keys of task.yaml's ``scales.mini``."""
+
+    length: int
+    device: str
+    timed_repeats: int
+    processes: int
+    warmup_calls: int
+
+
+@dataclass(frozen=True)
+class KernelFullParams(TaskParams):
+    """The task-specific keys of task.yaml's ``scales.full``."""
+
+    length: int
+    device: str
+    inputs: str
+    timed_repeats: int
+    warmup_calls: int
+    patch_positions: int
+    paper_anchors: dict[str, Any]
+
+
 class OptimizeKernelTask(Task):
     """The kernel task; see the module docstring for how it is scored."""
 
     package_dir = Path(__file__).parent
+    params_types = {"mini": KernelMiniParams, "full": KernelFullParams}
 
     def score(self, ctx: ScoreContext) -> ScoreResult:
         params = self.spec.scale(ctx.scale).params

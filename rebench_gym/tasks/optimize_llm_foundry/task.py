@@ -37,6 +37,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from rebench_gym import procs
@@ -44,7 +45,7 @@ from rebench_gym.errors import AssetsError
 from rebench_gym.procs import run_worker
 from rebench_gym.sandbox.base import Bind
 from rebench_gym.scoring import ScoreResult
-from rebench_gym.tasks.base import ProgressFn, Scale, ScoreContext, Task
+from rebench_gym.tasks.base import ProgressFn, Scale, ScoreContext, Task, TaskParams
 from rebench_gym.tasks.optimize_llm_foundry import data as task_data
 from rebench_gym.tasks.optimize_llm_foundry.compare import ERROR_KINDS
 
@@ -59,10 +60,35 @@ HIDDEN_NOTE = (
 )
 
 
+@dataclass(frozen=True)
+class LLMFoundryMiniParams(TaskParams):
+    """The task-specific keys of task.yaml's ``scales.mini``."""
+
+    train_rows: int
+    scored_data_hidden: bool
+    init_seed: int
+    threads: int
+    model: dict[str, Any]
+    max_norm_diff: float
+
+
+@dataclass(frozen=True)
+class LLMFoundryFullParams(TaskParams):
+    """The task-specific keys of task.yaml's ``scales.full``."""
+
+    model_id: str
+    train_rows: int
+    pool_rows: int
+    max_seq_len: int
+    max_norm_diff: float
+    scored_data_hidden: bool
+
+
 class OptimizeLLMFoundryTask(Task):
     """The finetuning-speed task; see the module docstring for how it is scored."""
 
     package_dir = Path(__file__).parent
+    params_types = {"mini": LLMFoundryMiniParams, "full": LLMFoundryFullParams}
 
     # ----- assets ------------------------------------------------------------------------------
     def build_full_assets(self, out: Path, source: Path | None, progress: ProgressFn) -> None:
@@ -85,9 +111,6 @@ class OptimizeLLMFoundryTask(Task):
             module.init_model(cfg, int(params["init_seed"])).save_pretrained(out / "base_model")
         finally:
             sys.modules.pop(spec.name, None)
-
-    def max_solution_bytes(self, scale: Scale) -> int:
-        return 8 * 1024**3 if scale == "full" else 100 * 1024**2
 
     # ----- workspace ---------------------------------------------------------------------------
     def populate_workspace(self, dest: Path, scale: Scale, cache: Path) -> None:

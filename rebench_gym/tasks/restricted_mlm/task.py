@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from rebench_gym import procs
@@ -39,17 +40,46 @@ from rebench_gym.lmkit.tokenizer import WordTokenizer
 from rebench_gym.lmkit.trusted import log_loss_score
 from rebench_gym.sandbox.base import Bind, open_regular
 from rebench_gym.scoring import ScoreResult
-from rebench_gym.tasks.base import ProgressFn, Scale, ScoreContext, Task
+from rebench_gym.tasks.base import ProgressFn, Scale, ScoreContext, Task, TaskParams
 
 SCORE_ROOT = "/rbscore"
 MASK_WORD = "<mask>"
 CAPTURE_FILES = {"graph.json": 64 * 1024**2, "error.json": 1024**2}
 
 
+@dataclass(frozen=True)
+class RestrictedMLMMiniParams(TaskParams):
+    """The task-specific keys of task.yaml's ``scales.mini``."""
+
+    loss_floor: float
+    seq_len: int
+    eval_seqs: int
+    eval_batch_size: int
+    eval_device: str
+    train_docs: int
+    val_docs: int
+    start_model: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RestrictedMLMFullParams(TaskParams):
+    """The task-specific keys of task.yaml's ``scales.full``."""
+
+    loss_floor: float
+    seq_len: int
+    vocab_size: int
+    eval_seqs: int
+    eval_batch_size: int
+    eval_device: str
+    start_model: dict[str, Any]
+    reference_train: dict[str, Any]
+
+
 class RestrictedMLMTask(Task):
     """The restricted-architecture MLM task; see the module docstring."""
 
     package_dir = Path(__file__).parent
+    params_types = {"mini": RestrictedMLMMiniParams, "full": RestrictedMLMFullParams}
 
     # ----- assets ------------------------------------------------------------------------------
     full_assets_source = "openwebtext/train.bin and val.bin in nanoGPT's GPT-2 token format"
@@ -60,9 +90,6 @@ class RestrictedMLMTask(Task):
     def build_full_assets(self, out: Path, source: Path | None, progress: ProgressFn) -> None:
         assert source is not None  # full_assets_source is set: the base checked
         build_full(out, source, self.spec.scale("full").params, progress)
-
-    def max_solution_bytes(self, scale: Scale) -> int:
-        return 20 * 1024**3 if scale == "full" else 200 * 1024**2
 
     def populate_workspace(self, dest: Path, scale: Scale, cache: Path) -> None:
         super().populate_workspace(dest, scale, cache)

@@ -37,6 +37,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from rebench_gym import procs
@@ -45,7 +46,7 @@ from rebench_gym.llm.proxy import LLMProxy, ProxyConfig
 from rebench_gym.sandbox.base import Bind, open_regular
 from rebench_gym.sandbox.local import python_bin_dir
 from rebench_gym.scoring import ScoreResult
-from rebench_gym.tasks.base import EpisodeService, ProgressFn, Scale, ScoreContext, Task
+from rebench_gym.tasks.base import EpisodeService, ProgressFn, Scale, ScoreContext, Task, TaskParams
 from rebench_gym.tasks.rust_codecontests.codecontests import load_codecontests
 from rebench_gym.tasks.rust_codecontests.evaluator import Limits, RustEvaluator, Toolchain
 from rebench_gym.tasks.rust_codecontests.problems import build_problems
@@ -114,10 +115,40 @@ DEBUG_HINT = (
 )
 
 
+@dataclass(frozen=True)
+class RustMiniParams(TaskParams):
+    """The task-specific keys of task.yaml's ``scales.mini``."""
+
+    generation_timeout_s: int
+    per_problem_timeout_s: int
+    concurrency: int
+    eval_workers: int
+    test_timeout_s: int
+    problem_timeout_s: int
+    memory_mb: int
+    score_max_requests: int
+
+
+@dataclass(frozen=True)
+class RustFullParams(TaskParams):
+    """The task-specific keys of task.yaml's ``scales.full``."""
+
+    generation_timeout_s: int
+    per_problem_timeout_s: int
+    concurrency: int
+    eval_workers: int
+    test_timeout_s: int
+    problem_timeout_s: int
+    memory_mb: int
+    score_max_cost: float
+    filter: dict[str, Any]
+
+
 class RustCodecontestsTask(Task):
     """The Rust scaffolding task; see the module docstring."""
 
     package_dir = Path(__file__).parent
+    params_types = {"mini": RustMiniParams, "full": RustFullParams}
     #: the ``task_options`` names it reads (``rebench run`` refuses any other at once)
     task_options = frozenset(
         [
@@ -175,9 +206,6 @@ class RustCodecontestsTask(Task):
         return [proxy.start()]
 
     # ----- scoring -----------------------------------------------------------------------------
-    def max_solution_bytes(self, scale: Scale) -> int:
-        return 50 * 1024**2
-
     def score(self, ctx: ScoreContext) -> ScoreResult:
         params = self.spec.scale(ctx.scale).params
         deadline = time.monotonic() + ctx.timeout_s

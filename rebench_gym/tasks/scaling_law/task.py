@@ -33,11 +33,12 @@ import json
 import math
 import shutil
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from rebench_gym.errors import AssetsError
 from rebench_gym.scoring import ScoreResult
-from rebench_gym.tasks.base import ProgressFn, Scale, ScoreContext, Task
+from rebench_gym.tasks.base import ProgressFn, Scale, ScoreContext, Task, TaskParams
 
 ANSWER = "answer.json"
 MINI_SWEEP = Path(__file__).parent / "data" / "mini_sweep.json"
@@ -177,10 +178,48 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+@dataclass(frozen=True)
+class ScalingLawMiniParams(TaskParams):
+    """The task-specific keys of task.yaml's ``scales.mini``."""
+
+    target_flops: float
+    experiment_flops: float
+    n_layer: int
+    n_head: int
+    block_size: int
+    batch_size: int
+    vocab_size: int
+    flops_band: list[Any]
+    flops_tolerance: float
+    train_docs: int
+    val_docs: int
+    sweep_iters: list[Any]
+    sweep_seeds: list[Any]
+    default_answer: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ScalingLawFullParams(TaskParams):
+    """The task-specific keys of task.yaml's ``scales.full``."""
+
+    target_flops: float
+    experiment_flops: float
+    n_layer: int
+    n_head: int
+    block_size: int
+    batch_size: int
+    vocab_size: int
+    flops_band: list[Any]
+    flops_tolerance: float
+    default_answer: dict[str, Any]
+    sweep: list[Any]
+
+
 class ScalingLawTask(Task):
     """The scaling-law prediction task; see the module docstring."""
 
     package_dir = Path(__file__).parent
+    params_types = {"mini": ScalingLawMiniParams, "full": ScalingLawFullParams}
 
     # ----- parameters --------------------------------------------------------------------------
     def fixed_shape(self, scale: Scale) -> dict[str, Any]:
@@ -272,9 +311,6 @@ class ScalingLawTask(Task):
         for name in ("train.bin", "val.bin", "vocab.json"):
             if (assets / name).exists():
                 shutil.copy(assets / name, dest / "data" / name)
-
-    def max_solution_bytes(self, scale: Scale) -> int:
-        return 1024**2
 
     def reference_actions(self, scale: Scale) -> list[str]:
         """Write the reference procedure into ``solution/`` and run it (mini: ~1-2 minutes)."""
