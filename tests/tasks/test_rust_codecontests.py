@@ -17,6 +17,7 @@ from rebench_gym.errors import AssetsError, UsageError
 from rebench_gym.llm.scripted_server import ScriptedOpenAIServer, ScriptedReply
 from rebench_gym.sandbox import make_sandbox
 from rebench_gym.tasks import get_task
+from rebench_gym.tasks.rust_codecontests.codecontests import load_codecontests
 from rebench_gym.tasks.rust_codecontests.evaluator import Limits, RustEvaluator, Toolchain
 from rebench_gym.tasks.rust_codecontests.problems import PROBLEMS
 from rebench_gym.tasks.rust_codecontests.task import reference_program
@@ -71,8 +72,10 @@ class Model:
         if name is None:
             return ScriptedReply(content="I do not know this problem.")
         code = self.special.get(name) or (
-            reference_program(name) if self.mode == "correct" else WRONG
+            reference_program(name) if self.mode in ("correct", "bare") else WRONG
         )
+        if self.mode == "bare":  # the program alone, as the whole answer (no prose, no fence)
+            return ScriptedReply(content=[code] * n)
         # Two distinct programs for a few problems make the reference scaffold vote.
         kinds = 2 if name in VOTE_ON else 1
         variants = [code + f"// variant {i % kinds}\n" for i in range(n)]
@@ -179,11 +182,18 @@ def test_scripted_model_scores_and_proxy_usage(env, model) -> None:  # type: ign
     _, _, _, _, info = wrapped.step("score")
     assert info["score"]["valid"], info["score"]
     assert info["score"]["raw"] == 0.0
-    # The same module with a model that writes correct programs: everything solved.
+    # Like the original's, the starting module returns the model's raw answer: correct programs
+    # inside prose and a Markdown fence do not compile, so nothing is solved.
     model.mode = "correct"
+    _, _, _, _, info = wrapped.step("score")
+    assert info["score"]["raw"] == 0.0, info["score"]["message"]
+    assert "compile error" in info["score"]["message"]
+    # The same module with a model that answers with the bare program: everything solved.
+    model.mode = "bare"
     _, reward, _, _, info = wrapped.step("score")
     assert info["score"]["raw"] == 1.0, info["score"]["message"]
     assert reward == pytest.approx(1.0)
+    model.mode = "correct"
     # Scoring calls use their own proxy: the episode's proxy has seen nothing yet.
     assert info["llm_proxy"]["requests"] == 0
     assert info["token_budget"]["source"] == "estimated"
@@ -267,7 +277,7 @@ def test_patching_the_evaluator_or_reading_hidden_tests_gains_nothing(
 
 @pytest.mark.slow
 def test_pathological_programs_fail_and_env_keeps_running(env, model) -> None:  # type: ignore[no-untyped-def]
-    model.mode = "correct"
+    model.mode = "bare"  # the starting module returns the raw answer: the bare program
     test_names = [p.name for p in PROBLEMS][1:4]  # spread, count_even, reverse_words: held-out
     model.special = dict(zip(test_names, (LOOP, ALLOC, FLOOD), strict=True))
     try:
@@ -277,6 +287,7 @@ def test_pathological_programs_fail_and_env_keeps_running(env, model) -> None:  
         elapsed = time.monotonic() - started
     finally:
         model.special = {}
+        model.mode = "correct"
     test_split = get_task("rust_codecontests").load_split(
         "mini", Path(env.unwrapped._cache), "test"
     )
@@ -337,9 +348,14 @@ def test_full_scale_loader_on_stand_in_files(tmp_path: Path) -> None:
     task.prepare_assets("full", cache, source=src)
     valid = task.load_split("full", cache, "valid")
     test = task.load_split("full", cache, "test")
-    assert [p["name"] for p in valid] == ["easy_a", "rated"]
-    assert [p["name"] for p in test] == ["easy_b"]
+    # As in the original, the whole splits: no difficulty or format filter at full scale.
+    assert [p["name"] for p in valid] == ["easy_a", "hard", "rated"]
+    assert [p["name"] for p in test] == ["easy_b", "file_io", "no_hidden"]
     assert "solutions" not in valid[0] and valid[0]["private_tests"]["output"] == ["2\n"]
+    # The optional filter (not the original's set) keeps easy stdin/stdout problems only.
+    easy = load_codecontests(src, {"easy_difficulties": [1, 7, 8], "max_cf_rating": 1400})
+    assert [p["name"] for p in easy["valid"]] == ["easy_a", "rated"]
+    assert [p["name"] for p in easy["test"]] == ["easy_b"]
     (src / "test.jsonl").write_text("{broken\n")
     with pytest.raises(AssetsError, match="not valid JSON"):
         get_task("rust_codecontests").prepare_assets("full", tmp_path / "other", source=src)
@@ -351,12 +367,13 @@ def test_full_scale_loader_on_stand_in_files(tmp_path: Path) -> None:
     reason="the bwrap shell sees only /usr: install Debian's rustc (scripts/setup.sh does)",
 )
 def test_workspace_harness_runs_and_tests_a_scaffold(env, model) -> None:  # type: ignore[no-untyped-def]
-    model.mode = "correct"
+    model.mode = "bare"  # the starting module returns the raw answer
     env.reset()
     obs, *_ = env.step(
         "head -n 2 data/valid.jsonl > /tmp/two.jsonl && "
         "python run_scaffold.py --problems /tmp/two.jsonl --evaluate --out /tmp/r.jsonl"
     )
+    model.mode = "correct"
     assert "solved 2/2 = 1.000" in obs["terminal"], obs["terminal"]
 
 
@@ -553,3 +570,40 @@ def test_a_program_with_a_lone_surrogate_is_scored_not_a_scorer_error(env, model
     message = info["score"]["message"]
     assert info["score"]["valid"] and info["score"]["raw"] == 0.0, message
     assert "23 programs returned" in message and "position" not in message, message
+
+
+BATCH_PROBE = """
+import asyncio, time
+
+async def generate_solution(client, semaphore, problem):
+    started = time.monotonic()
+    await asyncio.sleep(float(problem["description"]))
+    return f"{problem['name']} {started}"
+"""
+
+
+def test_harness_runs_problems_in_batches_with_a_per_problem_limit(tmp_path: Path) -> None:
+    """run_scaffold.py --batch-size N starts a batch only when the previous one is done (the
+    original evaluator's batches); a problem past --per-problem-timeout counts as a timeout."""
+    import subprocess
+    import sys
+
+    harness = Path(get_task("rust_codecontests").package_dir) / "workspace" / "run_scaffold.py"
+    (tmp_path / "probe.py").write_text(BATCH_PROBE)
+    delays = ["0.6", "0.6", "0.1", "5"]
+    (tmp_path / "p.jsonl").write_text(
+        "".join(
+            json.dumps({"name": f"p{i}", "description": d}) + "\n" for i, d in enumerate(delays)
+        )
+    )
+    out = tmp_path / "out.jsonl"
+    args = ["--solution", str(tmp_path / "probe.py"), "--problems", str(tmp_path / "p.jsonl")]
+    args += ["--out", str(out), "--batch-size", "2", "--per-problem-timeout", "1.5"]
+    proc = subprocess.run([sys.executable, str(harness), *args], capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    records = {r["name"]: r for r in map(json.loads, out.read_text().splitlines())}
+    starts = {n: float(r["code"].split()[1]) for n, r in records.items() if r["code"]}
+    assert set(starts) == {"p0", "p1", "p2"}
+    assert starts["p2"] - starts["p0"] >= 0.55  # the second batch waited for the first
+    assert abs(starts["p1"] - starts["p0"]) < 0.3  # a batch runs together
+    assert records["p3"]["error_type"] == "timeout" and not records["p3"]["code"]

@@ -1,4 +1,4 @@
-"""Full-scale problems: CodeContests (deepmind/code_contests) splits, filtered to easy ones.
+"""Full-scale problems: CodeContests (deepmind/code_contests) splits, as the original task used.
 
 The source is a directory holding a ``valid`` and a ``test`` split in the dataset's own formats:
 JSON lines (``valid.jsonl``, ``test.jsonl``; also the original task's files of these names) or
@@ -7,10 +7,13 @@ Each record keeps the fields a scaffold or the evaluator uses (``name``, ``descr
 ``public_tests``, ``private_tests``, ``generated_tests``, ``difficulty``, ``cf_rating``, ...);
 the bulky ``solutions``/``incorrect_solutions`` are dropped.
 
-Filter (task.yaml ``filter``): problems read from stdin and write to stdout (no
-``input_file``/``output_file``), have public tests and at least one hidden test, and are easy:
-CodeContests ``difficulty`` in ``easy_difficulties`` (1 = EASY, 7 = A, 8 = B) or a Codeforces
-rating from 1 to ``max_cf_rating``.
+The original task scores the whole ``test`` split (165 problems) and gives the agent the whole
+``valid`` split (117), so by default (task.yaml ``filter`` empty or absent) every problem is kept.
+An optional filter (``filter: {easy_difficulties: [...], max_cf_rating: N}``) keeps only problems
+that read stdin and write stdout (no ``input_file``/``output_file``), have public tests and at
+least one hidden test, and are easy: CodeContests ``difficulty`` in ``easy_difficulties`` (1 =
+EASY, 7 = A, 8 = B) or a Codeforces rating from 1 to ``max_cf_rating``. A filtered set is not the
+original's: its scores are not comparable with the paper's.
 """
 
 from __future__ import annotations
@@ -95,8 +98,10 @@ def split_files(source: Path, split: str) -> list[Path]:
     return found
 
 
-def load_codecontests(source: Path, rules: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """``{"valid": [...], "test": [...]}`` from a source directory, filtered.
+def load_codecontests(
+    source: Path, rules: dict[str, Any] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """``{"valid": [...], "test": [...]}`` from a source directory (filtered by ``rules`` if any).
 
     Raises:
         AssetsError: a split is missing, unreadable, or empty after filtering.
@@ -118,7 +123,7 @@ def load_codecontests(source: Path, rules: dict[str, Any]) -> dict[str, list[dic
             if not isinstance(row, dict) or "name" not in row or "description" not in row:
                 raise AssetsError(f"{files[0]} has a row without name/description")
             record = normalize(row)
-            if is_easy_stdio(
+            if not rules or is_easy_stdio(
                 {**record, **{k: row.get(k) for k in ("input_file", "output_file")}}, rules
             ):
                 kept.append(record)

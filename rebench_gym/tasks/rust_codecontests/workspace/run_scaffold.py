@@ -3,8 +3,10 @@
     python run_scaffold.py --problems data/valid.jsonl --evaluate
 
 calls ``generate_solution(client, semaphore, problem)`` of ``solution/solve_code_contests_rust.py``
-once per problem (concurrently; the semaphore bounds concurrent model calls), writes one JSON
-line per problem to ``--out`` as soon as it is done, and with ``--evaluate`` compiles and tests
+once per problem (concurrently; the semaphore bounds concurrent model calls; with
+``--batch-size N`` the problems go in batches of N, each batch started when the previous one is
+done, as the original task's evaluator runs them), writes one JSON line per problem to ``--out``
+as soon as it is done, and with ``--evaluate`` compiles and tests
 each program on all the tests the problem file has, printing the fraction solved. The scorer
 runs this same file on the held-out problems (which carry only their public tests), then
 compiles and tests the programs itself in a separate process. There, what your module prints
@@ -86,7 +88,9 @@ async def run(args: argparse.Namespace) -> int:
             solved += bool(result["succeeded"])
         out.write(json.dumps(record) + "\n")
 
-    await asyncio.gather(*(one(p) for p in problems))
+    size = args.batch_size if args.batch_size > 0 else max(1, len(problems))
+    for start in range(0, len(problems), size):
+        await asyncio.gather(*(one(p) for p in problems[start : start + size]))
     out.close()
     if args.evaluate:
         print(f"solved {solved}/{len(problems)} = {solved / max(1, len(problems)):.3f}")
@@ -102,6 +106,7 @@ def main() -> int:
     parser.add_argument("--out", default="/dev/stdout")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--per-problem-timeout", type=float, default=300.0)
+    parser.add_argument("--batch-size", type=int, default=0, help="0: all problems at once")
     parser.add_argument("--evaluate", action="store_true")
     parser.add_argument("--status", default="", help="where to note an import error's type")
     return asyncio.run(run(parser.parse_args()))

@@ -1,5 +1,11 @@
 """Reference scaffold: reason first, sample several programs, keep those that pass the public
-tests, retry when none does, and let the model vote among the survivors."""
+tests, retry when none does, and let the model vote among the survivors.
+
+The paper's reference (appendix B.7.5): n = 8 samples per request, Rust code taken from ```rust
+fences, filtered on the public tests with the scoring code, repeated until a program passes or a
+timeout, and a separate GPT-3.5 prompt choosing among several passing programs. At full scale the
+scorer gives each problem 60 s (the original evaluator's per-batch limit), so this returns its
+best program before that: no new round after 35 s, and whatever it has at 55 s."""
 
 from __future__ import annotations
 
@@ -13,7 +19,8 @@ from rust_codecontests_utils import evaluate_rust_code, extract_rust_code
 MODEL = "gpt-3.5-turbo-0125"  # the proxy sends every call to the configured model
 SAMPLES = 8  # programs per model call
 ROUNDS = 3  # model calls per problem at most
-TIME_LIMIT_S = 90.0  # stop starting new rounds after this long
+TIME_LIMIT_S = 35.0  # stop starting new rounds after this long
+DEADLINE_S = 55.0  # return the best program so far by then (the scorer stops a problem at 60 s)
 CHECKS = asyncio.Semaphore(4)  # programs compiled and tested at once
 
 INSTRUCTIONS = (
@@ -65,6 +72,14 @@ async def _vote(client: Any, semaphore: asyncio.Semaphore, problem: dict, codes:
 
 async def generate_solution(client: Any, semaphore: asyncio.Semaphore, problem: dict) -> str:
     """Return the best program found for ``problem`` (see the module docstring)."""
+    found = {"fallback": ""}
+    try:
+        return await asyncio.wait_for(_search(client, semaphore, problem, found), DEADLINE_S)
+    except asyncio.TimeoutError:
+        return found["fallback"]
+
+
+async def _search(client: Any, semaphore: asyncio.Semaphore, problem: dict, found: dict) -> str:
     started = time.monotonic()
     fallback = ""
     for _ in range(ROUNDS):
@@ -81,9 +96,12 @@ async def generate_solution(client: Any, semaphore: asyncio.Semaphore, problem: 
                 )
         except Exception:
             continue
-        codes = list(dict.fromkeys(extract_rust_code(c.message.content or "") for c in reply.choices))
+        texts = (extract_rust_code(c.message.content or "") for c in reply.choices)
+        codes = list(dict.fromkeys(texts))
         fallback = fallback or (codes[0] if codes else "")
-        passed = [c for c, ok in zip(codes, await asyncio.gather(*(_check(problem, c) for c in codes))) if ok]
+        found["fallback"] = fallback
+        checks = await asyncio.gather(*(_check(problem, c) for c in codes))
+        passed = [c for c, ok in zip(codes, checks, strict=True) if ok]
         if len(passed) == 1:
             return passed[0]
         if passed:
