@@ -122,7 +122,8 @@ class FinetuneGPT2QATask(Task):
     """The chatbot-finetuning task; see the module docstring."""
 
     package_dir = Path(__file__).parent
-    params_types = {"mini": FinetuneGPT2QAMiniParams, "full": FinetuneGPT2QAFullParams}
+    mini_params = FinetuneGPT2QAMiniParams
+    full_params = FinetuneGPT2QAFullParams
     #: the ``task_options`` names it reads (``rebench run`` refuses any other at once)
     task_options = frozenset(
         [

@@ -92,7 +92,8 @@ class FixEmbeddingTask(Task):
     """The embedding-repair task; see the module docstring."""
 
     package_dir = Path(__file__).parent
-    params_types = {"mini": FixEmbeddingMiniParams, "full": FixEmbeddingFullParams}
+    mini_params = FixEmbeddingMiniParams
+    full_params = FixEmbeddingFullParams
 
     # ----- assets ------------------------------------------------------------------------------
     full_assets_source = (

@@ -138,7 +138,8 @@ class OptimizeKernelTask(Task):
     """The kernel task; see the module docstring for how it is scored."""
 
     package_dir = Path(__file__).parent
-    params_types = {"mini": KernelMiniParams, "full": KernelFullParams}
+    mini_params = KernelMiniParams
+    full_params = KernelFullParams
 
     def score(self, ctx: ScoreContext) -> ScoreResult:
         params = self.spec.scale(ctx.scale).params

@@ -88,7 +88,8 @@ class OptimizeLLMFoundryTask(Task):
     """The finetuning-speed task; see the module docstring for how it is scored."""
 
     package_dir = Path(__file__).parent
-    params_types = {"mini": LLMFoundryMiniParams, "full": LLMFoundryFullParams}
+    mini_params = LLMFoundryMiniParams
+    full_params = LLMFoundryFullParams
 
     # ----- assets ------------------------------------------------------------------------------
     def build_full_assets(self, out: Path, source: Path | None, progress: ProgressFn) -> None:

@@ -79,7 +79,8 @@ class RestrictedMLMTask(Task):
     """The restricted-architecture MLM task; see the module docstring."""
 
     package_dir = Path(__file__).parent
-    params_types = {"mini": RestrictedMLMMiniParams, "full": RestrictedMLMFullParams}
+    mini_params = RestrictedMLMMiniParams
+    full_params = RestrictedMLMFullParams
 
     # ----- assets ------------------------------------------------------------------------------
     full_assets_source = "openwebtext/train.bin and val.bin in nanoGPT's GPT-2 token format"

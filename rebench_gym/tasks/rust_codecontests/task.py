@@ -148,7 +148,8 @@ class RustCodecontestsTask(Task):
     """The Rust scaffolding task; see the module docstring."""
 
     package_dir = Path(__file__).parent
-    params_types = {"mini": RustMiniParams, "full": RustFullParams}
+    mini_params = RustMiniParams
+    full_params = RustFullParams
     #: the ``task_options`` names it reads (``rebench run`` refuses any other at once)
     task_options = frozenset(
         [

@@ -219,7 +219,8 @@ class ScalingLawTask(Task):
     """The scaling-law prediction task; see the module docstring."""
 
     package_dir = Path(__file__).parent
-    params_types = {"mini": ScalingLawMiniParams, "full": ScalingLawFullParams}
+    mini_params = ScalingLawMiniParams
+    full_params = ScalingLawFullParams
 
     # ----- parameters --------------------------------------------------------------------------
     def fixed_shape(self, scale: Scale) -> dict[str, Any]:
