@@ -54,12 +54,17 @@ class StandIns:
             ``anchors`` replace those fields of the scale, ``gpus`` the hardware's GPU count.
         task_options: the env's ``task_options`` (e.g. a local OpenAI-API endpoint).
         closers: called after the rehearsal (stop servers the stand-ins started).
+        not_comparable: why the reference cannot be expected to beat the start on CPU (e.g.
+            Triton kernels run in Triton's interpreter, which emulates a GPU in Python); then
+            ``ok`` needs only both scores valid, and the report says so under ``note``. Empty
+            (the default): the reference must beat the start.
     """
 
     source: Path | None = None
     params: dict[str, Any] = field(default_factory=dict)
     task_options: dict[str, Any] = field(default_factory=dict)
     closers: list[Callable[[], None]] = field(default_factory=list)
+    not_comparable: str = ""
 
 
 def write_openwebtext(source: Path, train_docs: int, val_docs: int) -> int:
@@ -163,8 +168,9 @@ def rehearse(
 
     Returns:
         ``{"id", "task", "start": {raw, normalized, valid, message, seconds}, "reference":
-        {...}, "ok", "seconds"}``; ``ok`` is True when both are valid and the reference is
-        better than the start in the task's direction.
+        {...}, "reference_better", "ok", "seconds"}`` (and ``note`` where the stand-ins say
+        the two are not comparable on CPU); ``ok`` is True when both are valid and the
+        reference is better than the start in the task's direction (or not comparable).
 
     Raises:
         UsageError: unknown id, or the task has no ``rehearse.py``.
@@ -221,11 +227,15 @@ def _episode(
 ) -> dict[str, Any]:
     from rebench_gym.env import ReBenchEnv
 
+    # Normalized against the task's fixed full-scale anchors where it has them (a comparison
+    # only: the stand-ins are not the real inputs); time-based anchors are not calibrated here.
+    fixed = task.paper_anchors("full")
     env = ReBenchEnv(
         task=task,
         scale="full",
         cache_dir=str(cache),
         task_options=stand.task_options,
+        anchors=None if fixed is not None else (0.0, 1.0),
     )
     try:
         say(f"{env_id}: building the workspace and rendering the instructions")
@@ -236,7 +246,7 @@ def _episode(
         say(f"{env_id}: scoring the starting solution")
         t0 = time.monotonic()
         start = env.score_now()
-        start_row = _row(start, env.score_log.rows[-1].normalized, time.monotonic() - t0)
+        start_row = _row(start, _normalized(env, fixed), time.monotonic() - t0)
         say(f"{env_id}: start {start_row['raw']} ({start.message})")
         say(f"{env_id}: running the full-scale reference solution")
         t0 = time.monotonic()
@@ -249,20 +259,29 @@ def _episode(
                     + _obs["terminal"][-2000:]
                 )
         ref = env.score_now()
-        ref_row = _row(ref, env.score_log.rows[-1].normalized, time.monotonic() - t0)
+        ref_row = _row(ref, _normalized(env, fixed), time.monotonic() - t0)
         say(f"{env_id}: reference {ref_row['raw']} ({ref.message})")
     finally:
         env.close()
     better = False
     if start.valid and ref.valid:
         better = ref.raw > start.raw if task.spec.higher_is_better else ref.raw < start.raw
-    return {
+    report: dict[str, Any] = {
         "id": env_id,
         "task": task.spec.name,
         "start": start_row,
         "reference": ref_row,
-        "ok": bool(start.valid and ref.valid and better),
+        "reference_better": better,
+        "ok": bool(start.valid and ref.valid and (better or stand.not_comparable)),
     }
+    if stand.not_comparable:
+        report["note"] = f"start and reference not compared: {stand.not_comparable}"
+    return report
+
+
+def _normalized(env: Any, fixed: Any) -> float | None:
+    """The last score row's normalized score, or None without fixed anchors."""
+    return None if fixed is None else env.score_log.rows[-1].normalized
 
 
 def _unfilled(task: Task, text: str) -> str:
