@@ -36,8 +36,8 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rebench_gym import procs
@@ -127,6 +127,9 @@ class RustMiniParams(TaskParams):
     problem_timeout_s: int
     memory_mb: int
     score_max_requests: int
+    model_note: str
+    generation_note: str
+    batch_size: int = 0
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,11 @@ class RustFullParams(TaskParams):
     problem_timeout_s: int
     memory_mb: int
     score_max_cost: float
-    filter: dict[str, Any]
+    model_note: str
+    generation_note: str
+    batch_size: int = 0
+    #: none (the default): CodeContests' whole splits, as the original; see codecontests.py
+    filter: dict[str, Any] | None = None
 
 
 class RustCodecontestsTask(Task):
@@ -300,6 +307,8 @@ class RustCodecontestsTask(Task):
                         str(params.get("concurrency", 8)),
                         "--per-problem-timeout",
                         str(params.get("per_problem_timeout_s", 300)),
+                        "--batch-size",
+                        str(params.get("batch_size", 0)),
                         "--status",
                         f"{SCORE_ROOT}/out/status.json",
                     ],
