@@ -36,8 +36,8 @@ import json
 import random
 import shutil
 from collections.abc import Sequence
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch

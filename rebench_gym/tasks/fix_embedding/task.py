@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch

@@ -28,8 +28,8 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rebench_gym import procs

@@ -32,8 +32,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rebench_gym.errors import AssetsError
