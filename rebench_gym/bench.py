@@ -347,16 +347,13 @@ def driver_memory(sandbox: str, num_envs: int = 8) -> dict[str, float]:
 
 
 def score_call_times(sandbox: str) -> dict[str, float]:
-    """Seconds of one score call of the starting solution, per built task at mini scale."""
+    """Seconds of one score call of the starting solution, per task at mini scale."""
     import rebench_gym
-    from rebench_gym.tasks import is_built
 
     out: dict[str, float] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for env_id, task in rebench_gym.ENV_IDS.items():
-            if not is_built(task):
-                continue
+        for env_id in rebench_gym.ENV_IDS:
             env = gym.make(env_id, scale="mini", sandbox=sandbox, anchors=(1.0, 0.0))
             try:
                 env.reset()  # prepares assets if needed (not timed)

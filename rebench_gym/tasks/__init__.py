@@ -63,11 +63,6 @@ def get_task(name: str) -> Task:
     return task_class(name)()
 
 
-def is_built(name: str) -> bool:
-    """Whether ``name`` is a task (every task folder found is built)."""
-    return name in task_folders()
-
-
 def _import_task_module(folder: TaskFolder) -> ModuleType:
     if folder.builtin:
         return importlib.import_module(f"{__name__}.{folder.name}.task")
