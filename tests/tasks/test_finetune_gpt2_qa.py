@@ -31,7 +31,7 @@ from rebench_gym.tasks.finetune_gpt2_qa.rule_judge import RuleJudge
 from rebench_gym.tasks.finetune_gpt2_qa.service import JudgeService
 from rebench_gym.tasks.finetune_gpt2_qa.task import RuleBackend, win_rates
 from tests.conftest import HAVE_BWRAP
-from tests.lm.test_substrate import write_hf_gpt2
+from tests.lmkit.test_substrate import write_hf_gpt2
 
 ENV_ID = "RE-Bench/FinetuneGPT2QA-v0"
 SANDBOX = "bwrap" if HAVE_BWRAP else "local"
