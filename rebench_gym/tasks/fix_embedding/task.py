@@ -193,7 +193,9 @@ class FixEmbeddingTask(Task):
 
         files = self.reference_files(scale)
         acts = [actions.write_file(f"solution/{p}", c.decode()) for p, c in files.items()]
-        acts.append(actions.bash("python solution/fix_embedding.py", timeout=3600))
+        params = self.spec.scale(scale).params
+        command = f"python solution/fix_embedding.py {params.get('reference_args', '')}".strip()
+        acts.append(actions.bash(command, timeout=int(params.get("reference_timeout_s", 3600))))
         return acts
 
 
