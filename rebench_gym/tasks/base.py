@@ -13,10 +13,12 @@ import dataclasses
 import hashlib
 import shutil
 import string
+import subprocess
 import sys
+import time
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
@@ -25,7 +27,7 @@ import yaml
 
 from rebench_gym.cache import COMPLETE, build_once
 from rebench_gym.errors import AssetsError, HardwareError, UsageError
-from rebench_gym.sandbox.base import Sandbox
+from rebench_gym.sandbox.base import Bind, Sandbox
 from rebench_gym.scoring import Aggregation, Anchors, ScoreResult
 
 Scale = Literal["full", "mini"]
@@ -292,6 +294,86 @@ class ScoreContext:
     work_dir: Path
     cache: Path
     options: dict[str, Any] = field(default_factory=dict)
+
+
+#: where a scorer's binds appear inside the sandbox (``Bind(host, f"{SCORE_ROOT}/solution")``)
+SCORE_ROOT = "/rbscore"
+
+
+@dataclass(frozen=True)
+class SandboxRun:
+    """How a process run by :func:`run_until_deadline` ended.
+
+    Attributes:
+        returncode: its exit status (negative: a signal); None when it was stopped at the
+            deadline.
+        timed_out: it was still running at the deadline and was stopped.
+        seconds: from the spawn to its exit (to the deadline when it timed out).
+        log: the file that holds its stdout and stderr.
+    """
+
+    returncode: int | None
+    timed_out: bool
+    seconds: float
+    log: Path
+
+    @property
+    def ok(self) -> bool:
+        """It exited with status 0 before the deadline."""
+        return not self.timed_out and self.returncode == 0
+
+    def log_tail(self, limit: int = 3000) -> str:
+        """The last ``limit`` bytes of its output, as text."""
+        from rebench_gym import procs
+
+        return procs.log_tail(self.log, limit)
+
+
+def run_until_deadline(
+    ctx: ScoreContext,
+    argv: Sequence[str],
+    *,
+    binds: Sequence[Bind],
+    cwd: str,
+    env: Mapping[str, str],
+    deadline: float,
+    log: Path,
+    max_pids: int = 256,
+    min_wait_s: float = 0.1,
+) -> SandboxRun:
+    """Run ``argv`` in the score call's sandbox (:meth:`Sandbox.spawn`) until it exits or the
+    monotonic ``deadline`` passes, then stop it and everything it started.
+
+    Its stdout and stderr go to ``log``. Nothing it started outlives this call (background work
+    would otherwise finish after the clock stopped). At least ``min_wait_s`` is waited even when
+    the deadline has passed already.
+    """
+    from rebench_gym import procs
+
+    with open(log, "wb") as out:
+        start = time.monotonic()
+        proc = ctx.sandbox.spawn(
+            list(argv),
+            binds=list(binds),
+            cwd=cwd,
+            env=dict(env),
+            stdout=out.fileno(),
+            max_pids=max_pids,
+        )
+    timed_out = False
+    try:
+        proc.wait(timeout=max(min_wait_s, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:
+        seconds = time.monotonic() - start
+        procs.stop_scoring_process(proc)
+    return SandboxRun(
+        returncode=None if timed_out else proc.returncode,
+        timed_out=timed_out,
+        seconds=seconds,
+        log=log,
+    )
 
 
 class EpisodeService(Protocol):

@@ -41,10 +41,9 @@ from rebench_gym import procs
 from rebench_gym.sandbox.base import Bind
 from rebench_gym.sandbox.leftovers import shm_scratch_dir
 from rebench_gym.scoring import ScoreResult
-from rebench_gym.tasks.base import ScoreContext, Task, TaskParams
+from rebench_gym.tasks.base import SCORE_ROOT, ScoreContext, Task, TaskParams
 from rebench_gym.tasks.ipc import Channel, ChannelClosed, ChannelTimeout, make_pipe
 
-SCORE_ROOT = "/rbscore"
 EXAMPLE = np.array([3, -1, 2, 5, -3], dtype=np.int8)
 CHECK_LENGTHS = (1, 2, 7, 1000, 4097, 65_537)
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 import importlib.util
 import math
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -45,11 +44,18 @@ from rebench_gym.errors import AssetsError
 from rebench_gym.procs import run_worker
 from rebench_gym.sandbox.base import Bind
 from rebench_gym.scoring import ScoreResult
-from rebench_gym.tasks.base import ProgressFn, Scale, ScoreContext, Task, TaskParams
+from rebench_gym.tasks.base import (
+    SCORE_ROOT,
+    ProgressFn,
+    Scale,
+    ScoreContext,
+    Task,
+    TaskParams,
+    run_until_deadline,
+)
 from rebench_gym.tasks.optimize_llm_foundry import data as task_data
 from rebench_gym.tasks.optimize_llm_foundry.compare import ERROR_KINDS
 
-RUN_ROOT = "/rbscore"
 #: what a previous run leaves in solution/; deleted before every scored run
 OUTPUT_DIRS = frozenset({"trained_model", "finetuning_tokens", "ftout", "__pycache__"})
 STALE_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".distcp")
@@ -267,39 +273,35 @@ class OptimizeLLMFoundryTask(Task):
             else:
                 host_model.symlink_to(assets / "base_model", target_is_directory=True)
         log_path = ctx.work_dir / f"{who}.log"
-        with open(log_path, "wb") as log:
-            start = time.monotonic()
-            proc = ctx.sandbox.spawn(
-                ["bash", "finetune.sh"],
-                binds=[
-                    Bind(run_dir / "solution", f"{RUN_ROOT}/solution", writable=True),
-                    Bind(run_dir / "train_data.jsonl", f"{RUN_ROOT}/train_data.jsonl"),
-                    Bind(assets / "base_model", f"{RUN_ROOT}/base_model"),
-                ],
-                cwd=f"{RUN_ROOT}/solution",
-                env=env,
-                stdout=log.fileno(),
-                max_pids=1024,
+        # Nothing may outlive the script: background work would finish after the clock stops.
+        run = run_until_deadline(
+            ctx,
+            ["bash", "finetune.sh"],
+            binds=[
+                Bind(run_dir / "solution", f"{SCORE_ROOT}/solution", writable=True),
+                Bind(run_dir / "train_data.jsonl", f"{SCORE_ROOT}/train_data.jsonl"),
+                Bind(assets / "base_model", f"{SCORE_ROOT}/base_model"),
+            ],
+            cwd=f"{SCORE_ROOT}/solution",
+            env=env,
+            deadline=deadline,
+            log=log_path,
+            max_pids=1024,
+        )
+        if run.timed_out:
+            return 0.0, ScoreResult.invalid(
+                f"timed out: finetune.sh ({who}) did not finish within the score call's "
+                f"{ctx.timeout_s:.0f} s; {self._run_output(ctx.scale, log_path)}"
             )
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                procs.stop_scoring_process(proc)
-                return 0.0, ScoreResult.invalid(
-                    f"timed out: finetune.sh ({who}) did not finish within the score call's "
-                    f"{ctx.timeout_s:.0f} s; {self._run_output(ctx.scale, log_path)}"
-                )
-            seconds = time.monotonic() - start
-            # Nothing may outlive the script: background work would finish after the clock stops.
-            procs.stop_scoring_process(proc)
-        if proc.returncode != 0:
-            status = f"code {proc.returncode}"
+        code = run.returncode if run.returncode is not None else -1
+        if code != 0:
+            status = f"code {code}"
             if self._data_hidden(ctx.scale):  # the status is the script's to choose: a class
-                status = "a signal" if proc.returncode < 0 or proc.returncode > 128 else "an error"
-            return seconds, ScoreResult.invalid(
+                status = "a signal" if code < 0 or code > 128 else "an error"
+            return run.seconds, ScoreResult.invalid(
                 f"finetune.sh ({who}) exited with {status}; {self._run_output(ctx.scale, log_path)}"
             )
-        return seconds, None
+        return run.seconds, None
 
 
 def remove_stale_outputs(solution: Path) -> None:

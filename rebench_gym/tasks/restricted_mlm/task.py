@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rebench_gym import procs
 from rebench_gym.errors import AssetsError
 from rebench_gym.lmkit.corpus import documents
 from rebench_gym.lmkit.data import write_tokens
@@ -40,9 +39,16 @@ from rebench_gym.lmkit.tokenizer import WordTokenizer
 from rebench_gym.lmkit.trusted import log_loss_score
 from rebench_gym.sandbox.base import Bind, open_regular
 from rebench_gym.scoring import ScoreResult
-from rebench_gym.tasks.base import ProgressFn, Scale, ScoreContext, Task, TaskParams
+from rebench_gym.tasks.base import (
+    SCORE_ROOT,
+    ProgressFn,
+    Scale,
+    ScoreContext,
+    Task,
+    TaskParams,
+    run_until_deadline,
+)
 
-SCORE_ROOT = "/rbscore"
 MASK_WORD = "<mask>"
 CAPTURE_FILES = {"graph.json": 64 * 1024**2, "error.json": 1024**2}
 
@@ -156,36 +162,30 @@ class RestrictedMLMTask(Task):
         out = ctx.work_dir / "out"
         out.mkdir()
         out.chmod(0o777)  # the sandbox may run as another uid (docker, bwrap as root)
-        log_path = ctx.work_dir / "capture.log"
-        with open(log_path, "wb") as log:
-            proc = ctx.sandbox.spawn(
-                ["python3", f"{SCORE_ROOT}/capture.py"],
-                binds=[
-                    Bind(ctx.work_dir / "capture.py", f"{SCORE_ROOT}/capture.py"),
-                    Bind(ctx.solution, f"{SCORE_ROOT}/solution"),
-                    Bind(out, f"{SCORE_ROOT}/out", writable=True),
-                ],
-                cwd=f"{SCORE_ROOT}/solution",
-                env={
-                    "RB_SOLUTION_DIR": f"{SCORE_ROOT}/solution",
-                    "RB_OUT_DIR": f"{SCORE_ROOT}/out",
-                    "RB_BATCH": str(batch),
-                    "RB_SEQ": str(meta["seq_len"]),
-                },
-                stdout=log.fileno(),
-            )
-        try:
-            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        finally:
-            # the whole tree: nothing may change the files while we read them
-            procs.stop_scoring_process(proc)
-        if timed_out:
+        # stopped with its whole tree when it returns: nothing may change the files we read
+        run = run_until_deadline(
+            ctx,
+            ["python3", f"{SCORE_ROOT}/capture.py"],
+            binds=[
+                Bind(ctx.work_dir / "capture.py", f"{SCORE_ROOT}/capture.py"),
+                Bind(ctx.solution, f"{SCORE_ROOT}/solution"),
+                Bind(out, f"{SCORE_ROOT}/out", writable=True),
+            ],
+            cwd=f"{SCORE_ROOT}/solution",
+            env={
+                "RB_SOLUTION_DIR": f"{SCORE_ROOT}/solution",
+                "RB_OUT_DIR": f"{SCORE_ROOT}/out",
+                "RB_BATCH": str(batch),
+                "RB_SEQ": str(meta["seq_len"]),
+            },
+            deadline=deadline,
+            log=ctx.work_dir / "capture.log",
+            min_wait_s=1.0,
+        )
+        if run.timed_out:
             return ScoreResult.invalid(
                 f"timed out: loading and capturing the model took over {ctx.timeout_s:.0f} s",
-                log=procs.log_tail(log_path),
+                log=run.log_tail(),
             )
         private = ctx.work_dir / "captured"
         private.mkdir()
@@ -198,11 +198,11 @@ class RestrictedMLMTask(Task):
                 error = str(json.loads((private / "error.json").read_text())["error"])
             except (ValueError, KeyError, TypeError):
                 error = "the capture step failed"
-            return ScoreResult.invalid(error, log=procs.log_tail(log_path))
+            return ScoreResult.invalid(error, log=run.log_tail())
         if not ((private / "graph.json").exists() and (private / "weights.pt").exists()):
             return ScoreResult.invalid(
-                f"the capture step exited (code {proc.returncode}) without a result:\n"
-                + procs.log_tail(log_path)
+                f"the capture step exited (code {run.returncode}) without a result:\n"
+                + run.log_tail()
             )
         return private
 

@@ -32,7 +32,6 @@ import contextlib
 import json
 import math
 import shutil
-import subprocess
 import time
 import uuid
 from collections import Counter
@@ -40,19 +39,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rebench_gym import procs
 from rebench_gym.errors import AssetsError
 from rebench_gym.llm.proxy import LLMProxy, ProxyConfig
 from rebench_gym.sandbox.base import Bind, open_regular
 from rebench_gym.sandbox.local import python_bin_dir
 from rebench_gym.scoring import ScoreResult
-from rebench_gym.tasks.base import EpisodeService, ProgressFn, Scale, ScoreContext, Task, TaskParams
+from rebench_gym.tasks.base import (
+    SCORE_ROOT,
+    EpisodeService,
+    ProgressFn,
+    Scale,
+    ScoreContext,
+    Task,
+    TaskParams,
+    run_until_deadline,
+)
 from rebench_gym.tasks.rust_codecontests.codecontests import load_codecontests
 from rebench_gym.tasks.rust_codecontests.evaluator import Limits, RustEvaluator, Toolchain
 from rebench_gym.tasks.rust_codecontests.problems import build_problems
 
 MODULE = "solve_code_contests_rust.py"
-SCORE_ROOT = "/rbscore"
 #: problem fields the scaffold sees at scoring time (never the hidden tests)
 STATEMENT_FIELDS = (
     "name",
@@ -292,57 +298,56 @@ class RustCodecontestsTask(Task):
         log_path = stage / "runner.log"
         proxy = LLMProxy(llm / "llm.sock", config).start()
         try:
-            with open(log_path, "wb") as log:
-                proc = ctx.sandbox.spawn(
-                    [
-                        "python3",
-                        f"{SCORE_ROOT}/harness/run_scaffold.py",
-                        "--solution",
-                        f"{SCORE_ROOT}/solution/{MODULE}",
-                        "--problems",
-                        f"{SCORE_ROOT}/data/problems.jsonl",
-                        "--out",
-                        f"{SCORE_ROOT}/out/results.jsonl",
-                        "--concurrency",
-                        str(params.get("concurrency", 8)),
-                        "--per-problem-timeout",
-                        str(params.get("per_problem_timeout_s", 300)),
-                        "--batch-size",
-                        str(params.get("batch_size", 0)),
-                        "--status",
-                        f"{SCORE_ROOT}/out/status.json",
-                    ],
-                    binds=[
-                        Bind(harness, f"{SCORE_ROOT}/harness"),
-                        Bind(ctx.solution, f"{SCORE_ROOT}/solution"),
-                        Bind(data, f"{SCORE_ROOT}/data"),
-                        Bind(out, f"{SCORE_ROOT}/out", writable=True),
-                        Bind(llm, f"{SCORE_ROOT}/llm"),
-                        *toolchain.binds(),
-                    ],
-                    cwd=f"{SCORE_ROOT}/solution",
-                    env={
-                        "RB_LLM_SOCKET": f"{SCORE_ROOT}/llm/llm.sock",
-                        "RUSTC": str(toolchain.rustc),
-                        "PATH": f"{toolchain.rustc.parent}:{python_bin_dir()}:/usr/bin:/bin",
-                    },
-                    stdout=log.fileno(),
-                    max_pids=512,
-                )
+            run = run_until_deadline(
+                ctx,
+                [
+                    "python3",
+                    f"{SCORE_ROOT}/harness/run_scaffold.py",
+                    "--solution",
+                    f"{SCORE_ROOT}/solution/{MODULE}",
+                    "--problems",
+                    f"{SCORE_ROOT}/data/problems.jsonl",
+                    "--out",
+                    f"{SCORE_ROOT}/out/results.jsonl",
+                    "--concurrency",
+                    str(params.get("concurrency", 8)),
+                    "--per-problem-timeout",
+                    str(params.get("per_problem_timeout_s", 300)),
+                    "--batch-size",
+                    str(params.get("batch_size", 0)),
+                    "--status",
+                    f"{SCORE_ROOT}/out/status.json",
+                ],
+                binds=[
+                    Bind(harness, f"{SCORE_ROOT}/harness"),
+                    Bind(ctx.solution, f"{SCORE_ROOT}/solution"),
+                    Bind(data, f"{SCORE_ROOT}/data"),
+                    Bind(out, f"{SCORE_ROOT}/out", writable=True),
+                    Bind(llm, f"{SCORE_ROOT}/llm"),
+                    *toolchain.binds(),
+                ],
+                cwd=f"{SCORE_ROOT}/solution",
+                env={
+                    "RB_LLM_SOCKET": f"{SCORE_ROOT}/llm/llm.sock",
+                    "RUSTC": str(toolchain.rustc),
+                    "PATH": f"{toolchain.rustc.parent}:{python_bin_dir()}:/usr/bin:/bin",
+                },
+                deadline=time.monotonic() + timeout,
+                log=log_path,
+                min_wait_s=0.0,
+                max_pids=512,
+            )
             note = ""
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
+            if run.timed_out:
                 note = (
                     f"generation stopped after {timeout:.0f} s; unfinished problems count as failed"
                 )
-            procs.stop_scoring_process(proc)
             usage = proxy.info()
         finally:
             proxy.close()
         # The log (what the scaffold printed) is never read back: the module saw the held-out
         # problems. Only type names from a fixed set and counts reach the message.
-        if proc.returncode == 3:
+        if run.returncode == 3:
             import_error = _import_error(out / "status.json")
             if import_error is not None:
                 return ScoreResult.invalid(
@@ -371,7 +376,7 @@ class RustCodecontestsTask(Task):
         notes = [note] if note else []
         if raised:
             notes.append(_raised_text(raised, len(problems)))
-        if not note and proc.returncode not in (0, None):
+        if not note and run.returncode not in (0, None):
             notes.append("the scaffold process exited with an error before it finished")
         if notes:
             notes.append(DEBUG_HINT)
