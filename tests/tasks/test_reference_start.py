@@ -91,13 +91,15 @@ def rust_options() -> Iterator[dict[str, Any]]:
 
     mp = pytest.MonkeyPatch()
     mp.setenv("RCC_REFSTART_KEY", "sk-test")
-    with ScriptedOpenAIServer(_rust_model, api_key="sk-test") as server:
-        yield {
-            "base_url": server.base_url,
-            "model": "scripted-model",
-            "api_key_env": "RCC_REFSTART_KEY",
-        }
-    mp.undo()
+    try:
+        with ScriptedOpenAIServer(_rust_model, api_key="sk-test") as server:
+            yield {
+                "base_url": server.base_url,
+                "model": "scripted-model",
+                "api_key_env": "RCC_REFSTART_KEY",
+            }
+    finally:
+        mp.undo()
 
 
 # ----- the check ---------------------------------------------------------------------------------
