@@ -87,6 +87,7 @@ class FinetuneGPT2QAMiniParams(TaskParams):
 
     student_model: str
     references: list[Any]
+    references_text: str
     model: dict[str, Any]
     pretrain_steps: int
     pretrain_lr: float
@@ -111,6 +112,7 @@ class FinetuneGPT2QAFullParams(TaskParams):
 
     student_model: str
     references: list[Any]
+    references_text: str
     max_new_tokens: int
     decoding: str
     explore_temperature: float
