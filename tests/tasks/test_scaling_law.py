@@ -180,7 +180,7 @@ def test_mini_sweep_is_shipped_with_how_it_was_made(task: ScalingLawTask) -> Non
 @pytest.mark.parametrize("scale", ["mini", "full"])
 def test_example_config_matches_the_task(task: ScalingLawTask, scale: str) -> None:
     cfg: dict[str, object] = {}
-    exec((task.package_dir / "workspace" / scale / "example_config.py").read_text(), {}, cfg)
+    exec(task.example_config(scale), {}, cfg)  # as the workspace gets it
     params = task.spec.scale(scale).params
     for key, value in task.fixed_shape(scale).items():
         assert cfg[key] == value, key

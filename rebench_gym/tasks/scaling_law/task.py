@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,6 +214,13 @@ class ScalingLawFullParams(TaskParams):
     flops_tolerance: float
     default_answer: dict[str, Any]
     sweep: list[Any]
+    # example_config.py's other fixed settings (filled into it by populate_workspace)
+    eval_batches: int
+    eval_batch_size: int
+    device: str
+    compile: bool
+    # arguments of reference/full/fit_scaling_law.py (none: its full-scale defaults)
+    reference_args: str = ""
 
 
 class ScalingLawTask(Task):
@@ -299,12 +307,23 @@ class ScalingLawTask(Task):
         write_tokens(out / "val.bin", tok.encode_documents(documents(params["val_docs"], 12)))
         tok.save(out / "vocab.json")
 
+    def example_config(self, scale: Scale) -> str:
+        """The workspace's ``example_config.py``: its fixed settings (``$name``) come from
+        task.yaml's parameters of ``scale``."""
+        text = (self.package_dir / "workspace" / scale / "example_config.py").read_text()
+        values = {k: str(v) for k, v in self.spec.scale(scale).params.items()}
+        return string.Template(text).safe_substitute(values)
+
     def populate_workspace(self, dest: Path, scale: Scale, cache: Path) -> None:
         from rebench_gym.lmkit import model as lm_model
 
         src = self.package_dir / "workspace"
         shutil.copy(src / "train.py", dest / "train.py")
         shutil.copytree(src / scale, dest, dirs_exist_ok=True)
+        (dest / "example_config.py").write_text(self.example_config(scale))
+        # the starting answer is task.yaml's default_answer (the same as the shipped file)
+        answer = json.dumps(dict(self.spec.scale(scale).params["default_answer"]))
+        (dest / "solution" / ANSWER).write_text(answer)
         (dest / "instructions.md").write_text(self.instructions(scale))
         shutil.copy(lm_model.__file__, dest / "model.py")
         assets = self.assets(scale, cache)
@@ -320,7 +339,9 @@ class ScalingLawTask(Task):
         files = self.reference_files(scale)
         acts = [actions.write_file(f"solution/{p}", c.decode()) for p, c in files.items()]
         scripts = [p for p in files if p.endswith(".py")]
-        acts += [actions.bash(f"python solution/{p}", timeout=3600) for p in scripts]
+        args = str(self.spec.scale(scale).params.get("reference_args", ""))
+        command = "python solution/{} " + args
+        acts += [actions.bash(command.format(p).strip(), timeout=3600) for p in scripts]
         return acts
 
     # ----- scoring -----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 # Configuration of the task's GPT variant (full scale: OpenWebText, 6 H100 GPUs).
+# (Each $$name below is filled from task.yaml's full-scale parameters in your workspace.)
 # Change only n_embd and max_iters (and seed/out if you like); everything else is fixed.
 # Usage (one experiment per GPU, as in the original):
 #   CUDA_VISIBLE_DEVICES=0 python train.py example_config.py --n_embd=256 --max_iters=2000
@@ -7,17 +8,17 @@
 
 # data: data/train.bin and data/val.bin (uint16 GPT-2 token ids, nanoGPT's prepare.py output)
 data_dir = "data"
-vocab_size = 50304  # GPT-2's 50257 padded to a multiple of 64
+vocab_size = $vocab_size  # GPT-2's 50257 padded to a multiple of 64
 
 # model
-n_layer = 4
-n_head = 2
+n_layer = $n_layer
+n_head = $n_head
 n_embd = 1000
-block_size = 1024
+block_size = $block_size
 
 # training (batch_size is the global batch, split across the processes; n_layer, block_size
 # and batch_size are the original task's)
-batch_size = 64
+batch_size = $batch_size
 max_iters = 20000
 learning_rate = 6e-4
 min_lr_ratio = 0.1
@@ -29,15 +30,15 @@ grad_clip = 1.0
 seed = 1
 
 # evaluation at the end of the run
-eval_batches = 200
-eval_batch_size = 64
+eval_batches = $eval_batches
+eval_batch_size = $eval_batch_size
 
 # system
-device = "cuda"
+device = "$device"
 threads = 0
-compile = True
+compile = $compile
 log_interval = 100
 out = ""  # a path to write the run's summary as JSON
 
 # experiment budget: runs above this many FLOPs refuse to start
-flop_cap = 1e16
+flop_cap = $experiment_flops
