@@ -23,10 +23,10 @@ from typing import Any
 from rebench_gym.rehearse import StandIns, write_openwebtext
 
 SHAPE = {"n_layer": 2, "n_head": 2, "block_size": 32, "batch_size": 8}
-#: the experiment cap: width 16 for 300 iterations
-CAP = SHAPE["n_layer"] * 72 * SHAPE["block_size"] * SHAPE["batch_size"] * 16**2 * 300
+#: the experiment cap: width 16 for 150 iterations
+CAP = SHAPE["n_layer"] * 72 * SHAPE["block_size"] * SHAPE["batch_size"] * 16**2 * 150
 TARGET_RATIO = 10
-SWEEP_ITERS = (60, 120, 240, 480, 960, 1920, 3840)
+SWEEP_ITERS = (40, 80, 160, 320, 640, 1280)
 CONFIG = """
 data_dir = "data"
 vocab_size = {vocab_size}
