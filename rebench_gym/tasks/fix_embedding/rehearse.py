@@ -72,9 +72,9 @@ def stand_ins(root: Path, progress: Callable[[str], None] | None = None) -> Stan
     try:
         for name, spec in MODELS.items():
             say(f"fix_embedding: training the {name} stand-in")
-            shape = {k: spec[k] for k in ("n_layer", "n_head", "n_embd")}
+            shape = {k: int(spec[k]) for k in ("n_layer", "n_head", "n_embd")}
             torch.manual_seed(0)
-            model = GPT(GPTConfig(vocab_size=vocab, block_size=BLOCK, **shape))
+            model = GPT(GPTConfig(vocab, BLOCK, shape["n_layer"], shape["n_head"], shape["n_embd"]))
             train(model, data, steps=int(spec["steps"]), lr=float(spec["lr"]), seed=0)
             save_hf_gpt2(model.eval(), root / name)
     finally:
