@@ -141,7 +141,7 @@ class FinetuneGPT2QATask(Task):
     # ----- options -----------------------------------------------------------------------------
     def student_model(self, scale: Scale, options: dict[str, Any]) -> str:
         """The student's name: ``task_options["student_model"]`` or the scale's default."""
-        default = str(self.spec.scale(scale).params["student_model"])
+        default = str(self.params(scale).student_model)
         name = str(options.get("student_model") or default)
         if scale == "full" and name not in STUDENT_MODELS:
             raise UsageError(f"student_model must be one of {STUDENT_MODELS}, not {name!r}")
@@ -150,7 +150,7 @@ class FinetuneGPT2QATask(Task):
         return name
 
     def judge_budget(self, scale: Scale, options: dict[str, Any]) -> int:
-        budget = int(options.get("judge_budget", self.spec.scale(scale).params["judge_budget"]))
+        budget = int(options.get("judge_budget", self.params(scale).judge_budget))
         if budget < 0:
             raise UsageError("judge_budget must be >= 0")
         return budget
@@ -165,7 +165,7 @@ class FinetuneGPT2QATask(Task):
         from rebench_gym.tasks.finetune_gpt2_qa.assets_full import build_full
 
         assert source is not None  # full_assets_source is set: the base checked
-        build_full(out, source, self.spec.scale("full").params, progress)
+        build_full(out, source, self.params("full"), progress)
 
     def build_mini_assets(self, out: Path, progress: ProgressFn) -> None:
         # One thread: on 2 cores the small model trains in less CPU time (2m45s measured against
@@ -178,30 +178,30 @@ class FinetuneGPT2QATask(Task):
             torch.set_num_threads(threads)
 
     def _build_mini_assets(self, out: Path, progress: ProgressFn | None) -> None:
-        p = self.spec.scale("mini").params
+        p = self.params("mini")
         say = progress or (lambda _m: None)
         tok = WordTokenizer(im.chat_vocabulary())
         tok.save(out / "vocab.json")
-        train_items, heldout = im.split_instructions(int(p["heldout"]), int(p["split_seed"]))
+        train_items, heldout = im.split_instructions(p.heldout, p.split_seed)
         say("finetune_gpt2_qa (mini): generating the pre-training corpus")
         docs = (
-            documents(int(p["corpus_docs"]), 1)
-            + im.fact_documents(int(p["fact_docs"]), 2)
-            + im.question_documents(int(p["question_docs"]), 5)
-            + im.arithmetic_documents(int(p["arithmetic_docs"]), 4)
-            + im.chat_documents(int(p["chat_docs"]), 3, train_items)
+            documents(p.corpus_docs, 1)
+            + im.fact_documents(p.fact_docs, 2)
+            + im.question_documents(p.question_docs, 5)
+            + im.arithmetic_documents(p.arithmetic_docs, 4)
+            + im.chat_documents(p.chat_docs, 3, train_items)
         )
         random.Random(0).shuffle(docs)
         from rebench_gym.lmkit.data import write_tokens
 
         write_tokens(out / "pretrain.bin", tok.encode_documents(docs))
         torch.manual_seed(0)
-        base = GPT(GPTConfig(vocab_size=tok.vocab_size, **p["model"]))
+        base = GPT(GPTConfig(vocab_size=tok.vocab_size, **p.model))
         train(
             base,
             read_tokens(out / "pretrain.bin"),
-            steps=int(p["pretrain_steps"]),
-            lr=float(p["pretrain_lr"]),
+            steps=p.pretrain_steps,
+            lr=p.pretrain_lr,
             seed=0,
             progress="finetune_gpt2_qa (mini): pre-training the student",
         )
@@ -212,9 +212,9 @@ class FinetuneGPT2QATask(Task):
         # A different instruction set: full-sentence answers to the questions without format
         # constraints (like an instruction dataset that never asks for one-word answers).
         plain = [i for i in train_items if not i.one_word]
-        template = str(p["template"])
+        template = p.template
         examples = [(tok.encode(_fill(template, i.text)), tok.encode(i.ideal)) for i in plain]
-        finetune(tuned, examples, eot_id=tok.eot_id, steps=int(p["tuned_steps"]), lr=1e-3)
+        finetune(tuned, examples, eot_id=tok.eot_id, steps=p.tuned_steps, lr=1e-3)
         say("finetune_gpt2_qa (mini): decoding the reference models on the held-out set")
         refs = {
             name: _greedy(model, tok, [i.text for i in heldout], p)
@@ -234,7 +234,7 @@ class FinetuneGPT2QATask(Task):
     def populate_workspace(self, dest: Path, scale: Scale, cache: Path) -> None:
         super().populate_workspace(dest, scale, cache)
         assets = self.assets(scale, cache)
-        params = self.spec.scale(scale).params
+        params = self.params(scale)
         meta = json.loads((assets / "meta.json").read_text())
         modules = [(lm_model, "model.py"), (lm_sample, "sample.py"), (lm_sft, "sft.py")]
         if meta["tokenizer"] == "bpe":
@@ -250,11 +250,11 @@ class FinetuneGPT2QATask(Task):
             (data / "vocab.json").write_text(json.dumps(masked_vocabulary(assets / "vocab.json")))
         chat_format = {
             "scale": scale,
-            "template": params["template"],
+            "template": params.template,
             "tokenizer": meta["tokenizer"],
-            "max_new_tokens": int(params["max_new_tokens"]),
+            "max_new_tokens": params.max_new_tokens,
             "decoding": _decoding(params),
-            "explore_temperature": float(params["explore_temperature"]),
+            "explore_temperature": params.explore_temperature,
         }
         (data / "chat_format.json").write_text(json.dumps(chat_format, indent=2))
         (dest / "solution").mkdir(exist_ok=True)
@@ -289,7 +289,7 @@ class FinetuneGPT2QATask(Task):
 
     # ----- scoring -----------------------------------------------------------------------------
     def score(self, ctx: ScoreContext) -> ScoreResult:
-        params = self.spec.scale(ctx.scale).params
+        params = self.params(ctx.scale)
         assets = self.assets(ctx.scale, ctx.cache)
         student = self.student_model(ctx.scale, ctx.options)
         checkpoint = ctx.solution / CHECKPOINT
@@ -317,9 +317,9 @@ class FinetuneGPT2QATask(Task):
             "config": config,
             "tokenizer": "word" if ctx.scale == "mini" else "bpe",
             "tokenizer_dir": str(assets),
-            "template": params["template"],
+            "template": params.template,
             "instructions": str(instructions_file),
-            "max_new_tokens": int(params["max_new_tokens"]),
+            "max_new_tokens": params.max_new_tokens,
             "temperature": 0.0,  # greedy, the only decoding _decoding allows
             "seed": ctx.seed % 2**62,
             "device": "cuda" if ctx.scale == "full" and torch.cuda.is_available() else "cpu",
@@ -341,7 +341,7 @@ class FinetuneGPT2QATask(Task):
 
             judge = LLMJudge(JudgeConfig.from_options(ctx.options))
         try:
-            rates = win_rates(judge, rows, responses, list(params["references"]))
+            rates = win_rates(judge, rows, responses, list(params.references))
         except Exception as e:  # the endpoint failed: an invalid score, not a crash
             # never the endpoint's words: an error body can echo a held-out prompt
             why = e.public if isinstance(e, JudgeError) else type(e).__name__

@@ -60,6 +60,7 @@ class FixEmbeddingMiniParams(TaskParams):
     small: dict[str, Any]
     train_docs: int
     val_docs: int
+    eval_device: str = "cpu"
     # keys being added to task.yaml by the fidelity work (defaults keep both versions valid)
     dataset: str = ""
     original_loss: float | None = None
@@ -106,12 +107,12 @@ class FixEmbeddingTask(Task):
         build_full(out, source, progress)
 
     def build_mini_assets(self, out: Path, progress: ProgressFn) -> None:
-        params = self.spec.scale("mini").params
+        params = self.params("mini")
         say = progress
         tok = WordTokenizer.default()
         say("fix_embedding (mini): generating the corpus")
-        write_tokens(out / "train.bin", tok.encode_documents(documents(params["train_docs"], 1)))
-        write_tokens(out / "val.bin", tok.encode_documents(documents(params["val_docs"], 2)))
+        write_tokens(out / "train.bin", tok.encode_documents(documents(params.train_docs, 1)))
+        write_tokens(out / "val.bin", tok.encode_documents(documents(params.val_docs, 2)))
         tok.save(out / "vocab.json")
         train_data = read_tokens(out / "train.bin")
         val_data = read_tokens(out / "val.bin")
@@ -130,7 +131,7 @@ class FixEmbeddingTask(Task):
                 progress=f"fix_embedding (mini): training the {name} model",
             )
             meta[f"{name}_val_loss"] = evaluate(
-                model, val_data, block_size=cfg["block_size"], max_batches=params["eval_batches"]
+                model, val_data, block_size=cfg["block_size"], max_batches=params.eval_batches
             )
             save_checkpoint(model, out / f"{name}_trained.pth")
             if name == "large":
@@ -139,7 +140,7 @@ class FixEmbeddingTask(Task):
                     model,
                     val_data,
                     block_size=cfg["block_size"],
-                    max_batches=params["eval_batches"],
+                    max_batches=params.eval_batches,
                 )
                 save_checkpoint(model, out / "large_corrupted.pth")
                 meta["large_config"] = model.config.to_dict()
@@ -160,7 +161,7 @@ class FixEmbeddingTask(Task):
 
     # ----- scoring -----------------------------------------------------------------------------
     def score(self, ctx: ScoreContext) -> ScoreResult:
-        params = self.spec.scale(ctx.scale).params
+        params = self.params(ctx.scale)
         assets = self.assets(ctx.scale, ctx.cache)
         meta = json.loads((assets / "meta.json").read_text())
         checkpoint = ctx.solution / CHECKPOINT
@@ -176,15 +177,15 @@ class FixEmbeddingTask(Task):
             "config": meta["large_config"],
             "tokens": str(assets / "val.bin"),
             "block_size": meta["large_config"]["block_size"],
-            "batch_size": params["eval_batch_size"],
-            "max_batches": params["eval_batches"],
-            "device": str(params.get("eval_device", "cpu")),
+            "batch_size": params.eval_batch_size,
+            "max_batches": params.eval_batches,
+            "device": params.eval_device,
         }
         return log_loss_score(
             "rebench_gym.lmkit.evaluate_worker",
             spec,
             ctx.timeout_s,
-            float(params["loss_floor"]),
+            params.loss_floor,
             "validation loss {loss:.4f}",
         )
 
@@ -193,9 +194,9 @@ class FixEmbeddingTask(Task):
 
         files = self.reference_files(scale)
         acts = [actions.write_file(f"solution/{p}", c.decode()) for p, c in files.items()]
-        params = self.spec.scale(scale).params
-        command = f"python solution/fix_embedding.py {params.get('reference_args', '')}".strip()
-        acts.append(actions.bash(command, timeout=int(params.get("reference_timeout_s", 3600))))
+        params = self.params(scale)
+        command = f"python solution/fix_embedding.py {params.reference_args}".strip()
+        acts.append(actions.bash(command, timeout=params.reference_timeout_s))
         return acts
 
 

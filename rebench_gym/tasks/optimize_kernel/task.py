@@ -118,6 +118,9 @@ class KernelMiniParams(TaskParams):
     timed_repeats: int
     processes: int
     warmup_calls: int
+    # full-scale keys (the mini scale keeps the defaults)
+    inputs: str = "shared"
+    patch_positions: int = 0
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,8 @@ class KernelFullParams(TaskParams):
     warmup_calls: int
     patch_positions: int
     paper_anchors: dict[str, Any]
+    # one process at full scale (the mini scale spreads its timed calls over several)
+    processes: int = 1
 
 
 class OptimizeKernelTask(Task):
@@ -141,10 +146,10 @@ class OptimizeKernelTask(Task):
     full_params = KernelFullParams
 
     def score(self, ctx: ScoreContext) -> ScoreResult:
-        params = self.spec.scale(ctx.scale).params
-        n = int(params["length"])
-        repeats = int(params["timed_repeats"])
-        processes = int(params.get("processes", 1))
+        params = self.params(ctx.scale)
+        n = params.length
+        repeats = params.timed_repeats
+        processes = params.processes
         deadline = time.monotonic() + ctx.timeout_s
         rng = np.random.default_rng(ctx.seed)
         shutil.copy(self.package_dir / "runner.py", ctx.work_dir / "runner.py")
@@ -167,24 +172,24 @@ class OptimizeKernelTask(Task):
                 f"correct; fastest of {repeats} timed calls in {processes} process(es) "
                 f"{best:.3f} ms (median {statistics.median(times_ms):.3f} ms)"
             ),
-            details={"times_ms": times_ms, "length": n, "device": str(params["device"])},
+            details={"times_ms": times_ms, "length": n, "device": params.device},
         )
 
     def _run_process(
         self,
         ctx: ScoreContext,
-        params: dict[str, Any],
+        params: KernelMiniParams | KernelFullParams,
         rng: np.random.Generator,
         repeats: int,
         deadline: float,
     ) -> list[float] | ScoreResult:
         """One fresh solution process: checks, warm-ups and ``repeats`` timed calls."""
-        n = int(params["length"])
-        device = str(params["device"])
-        warmups = int(params["warmup_calls"])
+        n = params.length
+        device = params.device
+        warmups = params.warmup_calls
         # Full scale: inputs generated in the runner, only the call timed (see module docstring).
-        generated = str(params.get("inputs", "shared")) == "generated"
-        patches = int(params["patch_positions"]) if generated else None
+        generated = params.inputs == "generated"
+        patches = params.patch_positions if generated else None
         # On tmpfs where possible: file-backed pages written back to disk would fault again on
         # the next write and add noise to the timings.
         io_dir = shm_scratch_dir("io")

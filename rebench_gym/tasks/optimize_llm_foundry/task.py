@@ -88,6 +88,8 @@ class LLMFoundryFullParams(TaskParams):
     max_seq_len: int
     max_norm_diff: float
     scored_data_hidden: bool
+    # torch threads of the scored run (None: torch's default)
+    threads: int | None = None
 
 
 class OptimizeLLMFoundryTask(Task):
@@ -101,11 +103,11 @@ class OptimizeLLMFoundryTask(Task):
     def build_full_assets(self, out: Path, source: Path | None, progress: ProgressFn) -> None:
         from rebench_gym.tasks.optimize_llm_foundry import full
 
-        full.build_full_assets(out, source, self.spec.scale("full").params, progress)
+        full.build_full_assets(out, source, self.params("full"), progress)
 
     def build_mini_assets(self, out: Path, progress: ProgressFn) -> None:
         """The base model: the workspace's tiny causal LM, initialised from a fixed seed."""
-        params = self.spec.scale("mini").params
+        params = self.params("mini")
         model_py = self.package_dir / "workspace/mini/solution/minifoundry/model.py"
         spec = importlib.util.spec_from_file_location("_rebench_minifoundry_model", model_py)
         if spec is None or spec.loader is None:
@@ -114,8 +116,8 @@ class OptimizeLLMFoundryTask(Task):
         sys.modules[spec.name] = module  # dataclasses look their module up while building
         try:
             spec.loader.exec_module(module)
-            cfg = module.ModelConfig(**params["model"])
-            module.init_model(cfg, int(params["init_seed"])).save_pretrained(out / "base_model")
+            cfg = module.ModelConfig(**params.model)
+            module.init_model(cfg, params.init_seed).save_pretrained(out / "base_model")
         finally:
             sys.modules.pop(spec.name, None)
 
@@ -137,7 +139,7 @@ class OptimizeLLMFoundryTask(Task):
 
     def write_training_data(self, scale: Scale, assets: Path, seed: int, path: Path) -> None:
         """The training file drawn from ``seed`` (the example in the workspace, or a score's)."""
-        n_rows = int(self.spec.scale(scale).params["train_rows"])
+        n_rows = int(self.params(scale).train_rows)
         if scale == "mini":
             rows = task_data.corpus_rows(n_rows, seed)
         else:
@@ -172,12 +174,12 @@ class OptimizeLLMFoundryTask(Task):
 
     # ----- scoring -----------------------------------------------------------------------------
     def score(self, ctx: ScoreContext) -> ScoreResult:
-        params = self.spec.scale(ctx.scale).params
+        params = self.params(ctx.scale)
         if ctx.scale == "mini":  # built in well under a second; calibration may need it
             self.prepare_assets("mini", ctx.cache)
         assets = self.assets(ctx.scale, ctx.cache)
         deadline = time.monotonic() + ctx.timeout_s
-        threshold = float(params["max_norm_diff"])
+        threshold = params.max_norm_diff
 
         run_dir = ctx.work_dir / "run"
         shutil.copytree(ctx.solution, run_dir / "solution", symlinks=True)
@@ -236,7 +238,7 @@ class OptimizeLLMFoundryTask(Task):
 
     def _data_hidden(self, scale: Scale) -> bool:
         """Whether scored runs train on data the agent never sees (then no output is shown)."""
-        return bool(self.spec.scale(scale).params.get("scored_data_hidden", True))
+        return bool(self.params(scale).scored_data_hidden)
 
     def _run_output(self, scale: Scale, log_path: Path) -> str:
         """The end of a run's output, or why it is not shown."""
@@ -260,7 +262,7 @@ class OptimizeLLMFoundryTask(Task):
         Returns the wall time from start to exit and, if it failed, the invalid result.
         """
         env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-        threads = self.spec.scale(ctx.scale).params.get("threads")
+        threads = self.params(ctx.scale).threads
         if threads:
             env["OMP_NUM_THREADS"] = str(threads)
         # The same relative layout on the host, for sandboxes that run there without binds.

@@ -28,7 +28,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,7 @@ class RestrictedMLMMiniParams(TaskParams):
     train_docs: int
     val_docs: int
     start_model: dict[str, Any]
+    reference_train: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,11 +93,11 @@ class RestrictedMLMTask(Task):
     full_assets_source = "openwebtext/train.bin and val.bin in nanoGPT's GPT-2 token format"
 
     def build_mini_assets(self, out: Path, progress: ProgressFn) -> None:
-        build_mini(out, self.spec.scale("mini").params, progress)
+        build_mini(out, self.params("mini"), progress)
 
     def build_full_assets(self, out: Path, source: Path | None, progress: ProgressFn) -> None:
         assert source is not None  # full_assets_source is set: the base checked
-        build_full(out, source, self.spec.scale("full").params, progress)
+        build_full(out, source, self.params("full"), progress)
 
     def populate_workspace(self, dest: Path, scale: Scale, cache: Path) -> None:
         super().populate_workspace(dest, scale, cache)
@@ -115,20 +116,20 @@ class RestrictedMLMTask(Task):
         # the reference's training settings, where task.yaml names them (the full scale's)
         args = "".join(
             f" --{key.replace('_', '-')} {value}"
-            for key, value in self.spec.scale(scale).params.get("reference_train", {}).items()
+            for key, value in self.params(scale).reference_train.items()
         )
         acts.append(actions.bash(f"python solution/train.py{args}", timeout=7200))
         return acts
 
     # ----- scoring -----------------------------------------------------------------------------
     def score(self, ctx: ScoreContext) -> ScoreResult:
-        params = self.spec.scale(ctx.scale).params
+        params = self.params(ctx.scale)
         assets = self.assets(ctx.scale, ctx.cache)
         meta = json.loads((assets / "meta.json").read_text())
         deadline = time.monotonic() + ctx.timeout_s
         if not (ctx.solution / "model.py").is_file():
             return ScoreResult.invalid("solution/model.py is missing")
-        captured = self._capture(ctx, int(params["eval_batch_size"]), meta, deadline)
+        captured = self._capture(ctx, params.eval_batch_size, meta, deadline)
         if isinstance(captured, ScoreResult):
             return captured
         spec = {
@@ -136,11 +137,11 @@ class RestrictedMLMTask(Task):
             "weights": str(captured / "weights.pt"),
             "tokens": str(assets / "val.bin"),
             "seq_len": meta["seq_len"],
-            "n_seqs": int(params["eval_seqs"]),
+            "n_seqs": params.eval_seqs,
             "seed": ctx.seed,
             "mask_id": meta["mask_id"],
             "vocab": meta["model_vocab_size"],
-            "device": str(params.get("eval_device", "cpu")),
+            "device": params.eval_device,
             "threads": max(1, min(4, os.cpu_count() or 1)),
         }
         left = deadline - time.monotonic()
@@ -150,7 +151,7 @@ class RestrictedMLMTask(Task):
             "rebench_gym.lmkit.mlm_worker",
             spec,
             left,
-            float(params["loss_floor"]),
+            params.loss_floor,
             "masked-token loss {loss:.4f} on {tokens} held-out masked tokens",
         )
 

@@ -191,9 +191,9 @@ class RustCodecontestsTask(Task):
 
     def build_full_assets(self, out: Path, source: Path | None, progress: ProgressFn) -> None:
         assert source is not None  # full_assets_source is set: the base checked
-        params = self.spec.scale("full").params
+        params = self.params("full")
         progress(f"rust_codecontests (full): reading CodeContests problems from {source}")
-        _write_splits(load_codecontests(source, params.get("filter", {})))(out)
+        _write_splits(load_codecontests(source, params.filter))(out)
 
     def load_split(self, scale: Scale, cache: Path, split: str) -> list[dict[str, Any]]:
         """The ``valid`` or ``test`` problems (full records, hidden tests included)."""
@@ -221,7 +221,7 @@ class RustCodecontestsTask(Task):
 
     # ----- scoring -----------------------------------------------------------------------------
     def score(self, ctx: ScoreContext) -> ScoreResult:
-        params = self.spec.scale(ctx.scale).params
+        params = self.params(ctx.scale)
         deadline = time.monotonic() + ctx.timeout_s
         entry = ctx.solution / MODULE
         if not entry.is_file() or entry.is_symlink():
@@ -231,7 +231,7 @@ class RustCodecontestsTask(Task):
         except AssetsError as e:
             return ScoreResult.invalid(str(e))
         problems = self.load_split(ctx.scale, ctx.cache, "test")
-        gen_timeout = min(float(params["generation_timeout_s"]), ctx.timeout_s * 0.6)
+        gen_timeout = min(params.generation_timeout_s, ctx.timeout_s * 0.6)
         generated = self._generate(ctx, params, problems, toolchain, gen_timeout)
         if isinstance(generated, ScoreResult):
             return generated
@@ -242,7 +242,7 @@ class RustCodecontestsTask(Task):
             ctx.work_dir / "eval",
             ctx.cache / "rust_codecontests_bins",
             Limits.from_params(params),
-            workers=int(params.get("eval_workers", 2)),
+            workers=params.eval_workers,
         )
         (ctx.work_dir / "eval").mkdir()
         results = evaluator.evaluate_all(
@@ -273,7 +273,7 @@ class RustCodecontestsTask(Task):
     def _generate(
         self,
         ctx: ScoreContext,
-        params: dict[str, Any],
+        params: RustMiniParams | RustFullParams,
         problems: list[dict[str, Any]],
         toolchain: Toolchain,
         timeout: float,
@@ -290,9 +290,9 @@ class RustCodecontestsTask(Task):
                 fh.write(json.dumps({k: p[k] for k in STATEMENT_FIELDS if k in p}) + "\n")
         (out / "results.jsonl").touch()
         defaults = {
-            f"score_{k}": params[f"score_{k}"]
+            f"score_{k}": getattr(params, f"score_{k}")
             for k in ("max_tokens", "max_cost", "max_requests")
-            if params.get(f"score_{k}") is not None
+            if getattr(params, f"score_{k}", None) is not None
         }
         config = ProxyConfig.from_options({**defaults, **ctx.options}, budget_prefix="score_")
         log_path = stage / "runner.log"
@@ -310,11 +310,11 @@ class RustCodecontestsTask(Task):
                     "--out",
                     f"{SCORE_ROOT}/out/results.jsonl",
                     "--concurrency",
-                    str(params.get("concurrency", 8)),
+                    str(params.concurrency),
                     "--per-problem-timeout",
-                    str(params.get("per_problem_timeout_s", 300)),
+                    str(params.per_problem_timeout_s),
                     "--batch-size",
-                    str(params.get("batch_size", 0)),
+                    str(params.batch_size),
                     "--status",
                     f"{SCORE_ROOT}/out/status.json",
                 ],

@@ -197,6 +197,7 @@ class ScalingLawMiniParams(TaskParams):
     sweep_iters: list[Any]
     sweep_seeds: list[Any]
     default_answer: dict[str, Any]
+    reference_args: str = ""
 
 
 @dataclass(frozen=True)
@@ -233,13 +234,13 @@ class ScalingLawTask(Task):
     # ----- parameters --------------------------------------------------------------------------
     def fixed_shape(self, scale: Scale) -> dict[str, Any]:
         """The fixed model and batch shape of ``scale`` (what the FLOP formula needs)."""
-        params = self.spec.scale(scale).params
-        return {k: params[k] for k in FIXED_KEYS}
+        params = self.params(scale)
+        return {k: getattr(params, k) for k in FIXED_KEYS}
 
     def sweep(self, scale: Scale) -> list[tuple[float, float]]:
         """The ground truth: ``(max_iters, loss)`` along the target budget's iso-FLOP line."""
         if scale == "full":
-            return [(float(i), float(v)) for i, v in self.spec.scale("full").params["sweep"]]
+            return [(float(i), float(v)) for i, v in self.params("full").sweep]
         if not MINI_SWEEP.exists():
             raise AssetsError(
                 f"{MINI_SWEEP} is missing: run `python scripts/make_scaling_law_sweep.py`"
@@ -249,15 +250,15 @@ class ScalingLawTask(Task):
 
     def score_answer(self, answer: Any, scale: Scale) -> ScoreResult:
         """Score a parsed answer at ``scale`` (no sandbox needed: the scorer is pure Python)."""
-        params = self.spec.scale(scale).params
-        low, high = (float(x) for x in params["flops_band"])
+        params = self.params(scale)
+        low, high = (float(x) for x in params.flops_band)
         return score_answer(
             answer,
             self.sweep(scale),
-            float(params["target_flops"]),
+            params.target_flops,
             self.fixed_shape(scale),
             (low, high),
-            float(params["flops_tolerance"]),
+            params.flops_tolerance,
         )
 
     def instructions(self, scale: Scale) -> str:
@@ -266,8 +267,8 @@ class ScalingLawTask(Task):
 
         spec = self.spec.scale(scale)
         params = spec.params
-        target, experiment = float(params["target_flops"]), float(params["experiment_flops"])
-        low, high = (float(x) for x in params["flops_band"])
+        target, experiment = params.target_flops, params.experiment_flops
+        low, high = (float(x) for x in params.flops_band)
         values = {k: str(v) for k, v in params.items()}
         values.update(
             scale=scale,
@@ -278,7 +279,7 @@ class ScalingLawTask(Task):
             ratio_text=f"{target / experiment:.0f}x",
             band_low=f"{low:g}",
             band_high=f"{high:g}",
-            default_answer=json.dumps(params["default_answer"]),
+            default_answer=json.dumps(params.default_answer),
         )
         text = (self.package_dir / "instructions.md").read_text()
         return string.Template(text).safe_substitute(values)
@@ -295,23 +296,23 @@ class ScalingLawTask(Task):
         from rebench_gym.lmkit.data import write_tokens
         from rebench_gym.lmkit.tokenizer import WordTokenizer
 
-        params = self.spec.scale("mini").params
+        params = self.params("mini")
         progress("scaling_law (mini): generating the corpus")
         tok = WordTokenizer.default()
-        if tok.vocab_size != params["vocab_size"]:
+        if tok.vocab_size != params.vocab_size:
             raise AssetsError(
                 f"the corpus vocabulary has {tok.vocab_size} words; task.yaml says "
-                f"{params['vocab_size']}: update it (and recompute the sweep)"
+                f"{params.vocab_size}: update it (and recompute the sweep)"
             )
-        write_tokens(out / "train.bin", tok.encode_documents(documents(params["train_docs"], 11)))
-        write_tokens(out / "val.bin", tok.encode_documents(documents(params["val_docs"], 12)))
+        write_tokens(out / "train.bin", tok.encode_documents(documents(params.train_docs, 11)))
+        write_tokens(out / "val.bin", tok.encode_documents(documents(params.val_docs, 12)))
         tok.save(out / "vocab.json")
 
     def example_config(self, scale: Scale) -> str:
         """The workspace's ``example_config.py``: its fixed settings (``$name``) come from
         task.yaml's parameters of ``scale``."""
         text = (self.package_dir / "workspace" / scale / "example_config.py").read_text()
-        values = {k: str(v) for k, v in self.spec.scale(scale).params.items()}
+        values = {k: str(v) for k, v in self.params(scale).items()}
         return string.Template(text).safe_substitute(values)
 
     def populate_workspace(self, dest: Path, scale: Scale, cache: Path) -> None:
@@ -322,7 +323,7 @@ class ScalingLawTask(Task):
         shutil.copytree(src / scale, dest, dirs_exist_ok=True)
         (dest / "example_config.py").write_text(self.example_config(scale))
         # the starting answer is task.yaml's default_answer (the same as the shipped file)
-        answer = json.dumps(dict(self.spec.scale(scale).params["default_answer"]))
+        answer = json.dumps(dict(self.params(scale).default_answer))
         (dest / "solution" / ANSWER).write_text(answer)
         (dest / "instructions.md").write_text(self.instructions(scale))
         shutil.copy(lm_model.__file__, dest / "model.py")
@@ -339,7 +340,7 @@ class ScalingLawTask(Task):
         files = self.reference_files(scale)
         acts = [actions.write_file(f"solution/{p}", c.decode()) for p, c in files.items()]
         scripts = [p for p in files if p.endswith(".py")]
-        args = str(self.spec.scale(scale).params.get("reference_args", ""))
+        args = str(self.params(scale).reference_args)
         command = "python solution/{} " + args
         acts += [actions.bash(command.format(p).strip(), timeout=3600) for p in scripts]
         return acts
