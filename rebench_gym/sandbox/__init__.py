@@ -111,11 +111,22 @@ def docker_session_id() -> str:
     return SESSION_ID
 
 
-def remove_docker_containers(session: str) -> list[str]:
-    """Remove the containers of the docker session ``session``; returns their names."""
+def remove_docker_containers(
+    session: str | None = None, *, all_sessions: bool = False
+) -> list[str]:
+    """Remove rebench_gym's docker containers; returns their names.
+
+    Args:
+        session: only those of this session (:func:`docker_session_id`); default: those whose
+            driving process is gone.
+        all_sessions: every rebench_gym container, running drivers' too.
+
+    Raises:
+        SandboxUnavailableError: no Docker SDK or engine.
+    """
     from rebench_gym.sandbox.docker_provider import cleanup_containers
 
-    return cleanup_containers(session=session)
+    return cleanup_containers(session=session, all_sessions=all_sessions)
 
 
 __all__ = [
