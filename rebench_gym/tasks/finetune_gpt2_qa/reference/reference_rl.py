@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 HOME = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(HOME))
 import chat  # noqa: E402
@@ -18,7 +20,9 @@ from evaluation import budget, compare_many  # noqa: E402
 
 SETTINGS = {
     "mini": {"rounds": 3, "prompts": 469, "k": 4, "steps": 60, "lr": 3e-4, "device": "cpu"},
-    "full": {"rounds": 4, "prompts": 512, "k": 8, "steps": 200, "lr": 1e-5, "device": "cuda"},
+    # on CPU where no GPU is present (the full-scale rehearsal runs this file on CPU)
+    "full": {"rounds": 4, "prompts": 512, "k": 8, "steps": 200, "lr": 1e-5,
+             "device": "cuda" if torch.cuda.is_available() else "cpu"},
 }[chat.FORMAT.get("scale", "mini")]
 ROUNDS, PROMPTS, K = SETTINGS["rounds"], SETTINGS["prompts"], SETTINGS["k"]
 STEPS, LR, DEVICE = SETTINGS["steps"], SETTINGS["lr"], SETTINGS["device"]
