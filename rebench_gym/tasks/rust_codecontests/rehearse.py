@@ -4,14 +4,16 @@
   ``solutions``, ``time_limit`` struct and ``input_file``/``output_file`` the loader filters on),
   as ``valid.jsonl``/``test.jsonl`` (the JSON-lines form the full loader reads; Parquet needs
   pyarrow, which is not a dependency). The problems are the mini set's (real statements and
-  tests; one reference Rust program each), plus rows the full filter must drop (a file-I/O
-  problem, a hard one, one without hidden tests).
+  tests; one reference Rust program each), plus rows with the dataset's edge cases (a file-I/O
+  problem, a hard one, one without hidden tests), which the full scale keeps, as the original
+  scores the whole split (an optional ``filter`` would drop them).
 * A local OpenAI-API endpoint (:class:`~rebench_gym.llm.scripted_server.ScriptedOpenAIServer`
   on 127.0.0.1) playing a model whose FIRST sample is wrong (a program that compiles and prints
   a constant) on every other problem and whose other samples are correct, with two distinct
-  correct variants on a few problems (so the reference scaffold also votes). The starting
-  scaffold (one sample) therefore solves at most half; the reference (8 samples, filtered on
-  the public tests) solves them all. The proxy, the sandboxed generation, rustc and the
+  correct variants on a few problems (so the reference scaffold also votes); every answer has a
+  sentence before its fenced program. The starting scaffold (one sample, the raw answer
+  returned, as the original's) therefore solves none, or at most half if it extracted the code;
+  the reference (8 samples, filtered on the public tests) solves them all. The proxy, the sandboxed generation, rustc and the
   evaluator are the full scale's own.
 """
 
@@ -63,7 +65,7 @@ def codecontests_row(record: dict[str, Any], index: int) -> dict[str, Any]:
 
 
 def filtered_rows(base: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows the full filter must drop: file I/O, a hard problem, no hidden tests."""
+    """Edge cases of the dataset: file I/O, a hard problem, no hidden tests."""
     empty: dict[str, list[str]] = {"input": [], "output": []}
     return [
         {**base, "name": "9001_A. file io", "input_file": "input.txt", "output_file": "output.txt"},
