@@ -13,8 +13,8 @@
   correct variants on a few problems (so the reference scaffold also votes); every answer has a
   sentence before its fenced program. The starting scaffold (one sample, the raw answer
   returned, as the original's) therefore solves none, or at most half if it extracted the code;
-  the reference (8 samples, filtered on the public tests) solves them all. The proxy, the sandboxed generation, rustc and the
-  evaluator are the full scale's own.
+  the reference (8 samples, filtered on the public tests) solves them all. The proxy, the
+  sandboxed generation, rustc and the evaluator are the full scale's own.
 """
 
 from __future__ import annotations
