@@ -12,10 +12,10 @@ optimum at 0.75x the budget with a loss prediction well off.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import importlib.util
-import multiprocessing as mp
+import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,15 +55,26 @@ flop_cap = {flop_cap}
 """
 
 
-def _sweep_run(home: str, n_embd: int, max_iters: int) -> float:
-    """One ground-truth run of the workspace's train.py (in a worker process)."""
-    spec = importlib.util.spec_from_file_location("train", Path(home) / "train.py")
-    assert spec is not None and spec.loader is not None
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
-    cfg = train.load_config([str(Path(home) / "config.py")])
-    cfg.update(n_embd=n_embd, max_iters=max_iters)
-    return float(train.run(cfg, log=False)["val_loss"])
+def _sweep(home: Path, points: list[tuple[int, int]]) -> list[float]:
+    """The validation loss of each ``(n_embd, max_iters)`` run of the workspace's train.py,
+    two command-line runs at a time (one thread each)."""
+    losses: list[float] = []
+    for i in range(0, len(points), 2):
+        procs = []
+        for n_embd, max_iters in points[i : i + 2]:
+            out = home / f"run-{n_embd}-{max_iters}.json"
+            argv = [sys.executable, "train.py", "config.py", f"--n_embd={n_embd}"]
+            argv += [f"--max_iters={max_iters}", f"--out={out}"]
+            proc = subprocess.Popen(
+                argv, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+            procs.append((proc, out))
+        for proc, out in procs:
+            _, err = proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError(f"a sweep run failed: {err.decode(errors='replace')[-1000:]}")
+            losses.append(float(json.loads(out.read_text())["val_loss"]))
+    return losses
 
 
 def stand_ins(root: Path, progress: Callable[[str], None] | None = None) -> StandIns:
@@ -88,8 +99,7 @@ def stand_ins(root: Path, progress: Callable[[str], None] | None = None) -> Stan
         per_iter = fixed["n_layer"] * 72 * fixed["block_size"] * fixed["batch_size"] * width**2
         points.append((width, max(1, round(target / per_iter))))
     say(f"scaling_law: measuring the ground-truth sweep ({len(points)} runs at the target)")
-    with cf.ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
-        losses = list(pool.map(_sweep_run, [str(home)] * len(points), *zip(*points, strict=True)))
+    losses = _sweep(home, points)
     sweep = [[iters, round(loss, 4)] for (_w, iters), loss in zip(points, losses, strict=True)]
     shutil.rmtree(home)
     # the default answer: the sweep's widest run, at 0.75x the budget, loss predicted 0.8 low
