@@ -42,6 +42,11 @@ class RehearsalError(ReBenchError, RuntimeError):
     """A rehearsal could not run to its end (a stand-in, asset build or reference step failed)."""
 
 
+class RehearsalUnavailable(RehearsalError):
+    """This machine lacks what the task's full scale needs to run at all (a library stack, a
+    checkout, CUDA); the message names each missing part. Nothing was scored."""
+
+
 @dataclass
 class StandIns:
     """What a task's ``rehearse.stand_ins`` returns.

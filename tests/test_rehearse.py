@@ -11,7 +11,7 @@ import pytest
 
 from rebench_gym import ENV_IDS
 from rebench_gym.errors import UsageError
-from rebench_gym.rehearse import derive_task, rehearse
+from rebench_gym.rehearse import RehearsalUnavailable, derive_task, rehearse
 from rebench_gym.tasks import get_task
 
 
@@ -46,7 +46,11 @@ def test_rehearsal(env_id: str) -> None:
         pytest.skip(f"{env_id} has no rehearse.py yet")
     workdir = Path(tempfile.mkdtemp(prefix="test-rehearse-"))
     lines: list[str] = []
-    report = rehearse(env_id, progress=lines.append, workdir=workdir)
+    try:
+        report = rehearse(env_id, progress=lines.append, workdir=workdir)
+    except RehearsalUnavailable as e:  # e.g. LLM Foundry's stack: torch 2.7 and CUDA only
+        assert list(workdir.iterdir()) == []
+        pytest.skip(str(e))
     print(json.dumps(report, indent=1))
     assert report["id"] == env_id
     assert report["start"]["valid"], report["start"]["message"]

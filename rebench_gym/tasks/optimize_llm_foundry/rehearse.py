@@ -19,7 +19,7 @@ What cannot run on this machine (see :func:`missing_prerequisites`): the full sc
 0.32 ``torch<2.7.1``, so neither installs next to this environment's torch; and the reference's
 ``finetune.yaml`` asks for FlashAttention 2 (CUDA only) under FSDP with ``amp_bf16``, settings
 of the solution's own files that no task parameter switches to CPU. ``stand_ins`` therefore
-raises :class:`~rebench_gym.rehearse.RehearsalError` naming exactly what is missing, unless
+raises :class:`~rebench_gym.rehearse.RehearsalUnavailable` naming exactly what is missing, unless
 the stack is present (an environment such as the full-scale image, with a checkout in
 ``$REBENCH_LLM_FOUNDRY_DIR``).
 """
@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from rebench_gym.rehearse import RehearsalError, StandIns
+from rebench_gym.rehearse import RehearsalUnavailable, StandIns
 from rebench_gym.tasks.finetune_gpt2_qa.rehearse import train_bpe
 from rebench_gym.tasks.optimize_llm_foundry import full
 
@@ -266,7 +266,7 @@ def stand_ins(root: Path, progress: Callable[[str], None] | None = None) -> Stan
     say = progress or (lambda _m: None)
     missing = missing_prerequisites()
     if missing:
-        raise RehearsalError(
+        raise RehearsalUnavailable(
             "OptimizeLLMFoundry's full scale runs LLM Foundry itself, which cannot run here; "
             f"missing: {'; '.join(missing)}. (llm-foundry 0.22 pins torch==2.7.0 and mosaicml "
             f"0.32 torch<2.7.1; this environment has torch {torch.__version__}.)"
