@@ -16,9 +16,9 @@ def command(args: argparse.Namespace) -> int:
 
     containers: list[str] = []
     try:
-        from rebench_gym.sandbox.docker_provider import cleanup_containers
+        from rebench_gym.sandbox import remove_docker_containers
 
-        containers = cleanup_containers(all_sessions=args.all)
+        containers = remove_docker_containers(all_sessions=args.all)
     except Exception as e:  # no docker SDK or no engine: the host's leftovers still go
         print(f"[cleanup] containers skipped: {e}", file=sys.stderr)
     dirs = [str(p) for p in remove_leftovers()]

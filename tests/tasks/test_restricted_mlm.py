@@ -294,11 +294,11 @@ def test_full_scale_preparation_on_stand_in_files(tmp_path: Path) -> None:
     task = get_task("restricted_mlm")
     with pytest.raises(AssetsError, match="--source"):
         task.prepare_assets("full", tmp_path / "cache")
-    params = {
-        **task.spec.scale("full").params,
-        "vocab_size": 64,
-        "start_model": {"steps": 3, "batch_size": 4, "n_embd": 8, "hidden": 16, "device": "cpu"},
-    }
+    params = task.with_params(
+        "full",
+        vocab_size=64,
+        start_model={"steps": 3, "batch_size": 4, "n_embd": 8, "hidden": 16, "device": "cpu"},
+    ).params("full")
     out = tmp_path / "assets"
     out.mkdir()
     build_full(out, tmp_path / "src", params)

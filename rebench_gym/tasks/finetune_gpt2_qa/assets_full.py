@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -32,6 +32,9 @@ from rebench_gym.lmkit.bpe import GPT2BPE
 from rebench_gym.lmkit.model import save_checkpoint
 from rebench_gym.lmkit.sample import generate
 from rebench_gym.tasks.base import ProgressFn
+
+if TYPE_CHECKING:
+    from rebench_gym.tasks.finetune_gpt2_qa.task import FinetuneGPT2QAFullParams
 
 STUDENTS = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 
@@ -62,7 +65,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def build_full(
-    out: Path, source: Path, params: dict[str, Any], progress: ProgressFn | None = None
+    out: Path, source: Path, params: FinetuneGPT2QAFullParams, progress: ProgressFn | None = None
 ) -> None:
     """Fill ``out`` from ``source`` (see the module docstring)."""
     from rebench_gym.lmkit.hf_gpt2 import load_hf_gpt2
@@ -91,7 +94,7 @@ def build_full(
     if overlap:
         raise AssetsError(f"{len(overlap)} held-out instructions also appear in train.jsonl")
     references: dict[str, list[str]] = {}
-    for ref in params["references"]:
+    for ref in params.references:
         references[ref] = _reference_outputs(source, str(ref), heldout, tok, params, say)
     with (out / "heldout.jsonl").open("w") as fh:
         for n, text in enumerate(heldout):
@@ -108,7 +111,7 @@ def _reference_outputs(
     name: str,
     heldout: list[str],
     tok: GPT2BPE,
-    params: dict[str, Any],
+    params: FinetuneGPT2QAFullParams,
     say: ProgressFn,
 ) -> list[str]:
     outputs = source / "reference_outputs" / f"{name}.jsonl"
@@ -132,9 +135,9 @@ def _reference_outputs(
     say(f"finetune_gpt2_qa (full): decoding the reference model {name} (greedy)")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_hf_gpt2(model_dir).to(device)
-    max_new = min(int(params["max_new_tokens"]), model.config.block_size // 2)
+    max_new = min(params.max_new_tokens, model.config.block_size // 2)
     keep = model.config.block_size - max_new
-    template = str(params["template"])
+    template = params.template
     prompts = [tok.encode(template.replace("{instruction}", t))[-keep:] for t in heldout]
     out = generate(
         model,

@@ -378,21 +378,21 @@ def _fill(template: str, instruction: str) -> str:
     return template.replace("{instruction}", instruction)
 
 
-def _decoding(params: dict[str, Any]) -> str:
+def _decoding(params: FinetuneGPT2QAMiniParams | FinetuneGPT2QAFullParams) -> str:
     """The scorer's decoding: only ``greedy`` (see the module docstring)."""
-    decoding = str(params.get("decoding", "greedy"))
+    decoding = params.decoding
     if decoding != "greedy":
         raise UsageError(f"decoding must be 'greedy', not {decoding!r} (see issue #21)")
     return decoding
 
 
 def _greedy(
-    model: GPT, tok: WordTokenizer, instructions: list[str], params: dict[str, Any]
+    model: GPT, tok: WordTokenizer, instructions: list[str], params: FinetuneGPT2QAMiniParams
 ) -> list[str]:
     """A model's greedy responses, decoded as the scorer decodes the student."""
-    max_new = min(int(params["max_new_tokens"]), model.config.block_size // 2)
+    max_new = min(params.max_new_tokens, model.config.block_size // 2)
     keep = model.config.block_size - max_new
-    prompts = [tok.encode(_fill(str(params["template"]), i))[-keep:] for i in instructions]
+    prompts = [tok.encode(_fill(params.template, i))[-keep:] for i in instructions]
     out = generate(model, prompts, max_new_tokens=max_new, eot_id=tok.eot_id, temperature=0.0)
     return [tok.decode(ids).strip() for ids in out]
 

@@ -209,20 +209,20 @@ class RestrictedMLMTask(Task):
 
 
 # ----- asset building --------------------------------------------------------------------------
-def build_mini(out: Path, params: dict[str, Any], progress: ProgressFn | None) -> None:
+def build_mini(out: Path, params: RestrictedMLMMiniParams, progress: ProgressFn | None) -> None:
     """Corpus token files, the vocabulary with the mask token, and the trained start model."""
     say = progress or (lambda _m: None)
     say("restricted_mlm (mini): generating the corpus")
     tok = WordTokenizer.default()
-    write_tokens(out / "train.bin", tok.encode_documents(documents(params["train_docs"], 1)))
-    write_tokens(out / "val.bin", tok.encode_documents(documents(params["val_docs"], 2)))
+    write_tokens(out / "train.bin", tok.encode_documents(documents(params.train_docs, 1)))
+    write_tokens(out / "val.bin", tok.encode_documents(documents(params.val_docs, 2)))
     (out / "vocab.json").write_text(json.dumps({"words": [*tok.words, MASK_WORD]}))
-    write_meta(out, tok.vocab_size, int(params["seq_len"]))
-    train_start_model(out, params["start_model"], say)
+    write_meta(out, tok.vocab_size, params.seq_len)
+    train_start_model(out, params.start_model, say)
 
 
 def build_full(
-    out: Path, source: Path, params: dict[str, Any], progress: ProgressFn | None = None
+    out: Path, source: Path, params: RestrictedMLMFullParams, progress: ProgressFn | None = None
 ) -> None:
     """Full-scale assets from ``source/openwebtext/{train,val}.bin`` (nanoGPT's GPT-2 tokens).
 
@@ -236,8 +236,8 @@ def build_full(
     say("restricted_mlm (full): copying OpenWebText tokens")
     shutil.copy(source / "openwebtext/train.bin", out / "train.bin")
     shutil.copy(source / "openwebtext/val.bin", out / "val.bin")
-    write_meta(out, int(params["vocab_size"]), int(params["seq_len"]))
-    train_start_model(out, params["start_model"], say)
+    write_meta(out, params.vocab_size, params.seq_len)
+    train_start_model(out, params.start_model, say)
 
 
 def write_meta(out: Path, vocab_size: int, seq_len: int) -> None:
