@@ -218,7 +218,7 @@ def test_scripted_model_scores_and_proxy_usage(env, model) -> None:  # type: ign
 
 
 @pytest.mark.slow
-def test_reference_agent_reaches_one(env, model) -> None:  # type: ignore[no-untyped-def]
+def test_reference_scaffold_votes_among_passing_programs(env, model) -> None:  # type: ignore[no-untyped-def]
     model.mode = "correct"
     result = rollout(env, agents.make("reference", env_id=ENV_ID, scale="mini"))
     assert result.raw_score == 1.0, result.score_log
