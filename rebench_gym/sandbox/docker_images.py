@@ -9,17 +9,32 @@ cached under the rebench cache dir.
 
 No registry is needed: the default base image ``rebench-gym/base:bookworm`` is made locally with
 debootstrap (see :data:`BASE_IMAGE_RECIPE`, or ``.ci/docker-setup``).
+
+Full scale: every task's ``Dockerfile.full`` starts from one shared image,
+``rebench-gym/full-base:<digest>`` (``sandbox/docker/Dockerfile.full-base``: the Debian base's
+Python with a CUDA build of torch from the package index, git and a C toolchain), built first on
+demand. No CUDA base image is pulled: the torch wheels bring the CUDA runtime, the host brings the
+driver at run time. Full-scale wheels are downloaded on the host from
+``$REBENCH_FULL_INDEX_URL`` (default PyPI; the local pip configuration's find-links and extra
+indexes are ignored, since they may hold CPU builds under the same version) and served to the
+build over HTTP on the Docker bridge's gateway for the build's duration, so no image layer keeps
+a copy of them and no intermediate image is left behind.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import http.server
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +44,16 @@ from rebench_gym.errors import SandboxError, SandboxUnavailableError, UsageError
 
 #: label every image and container of the project carries (``rebench sandbox cleanup`` uses it)
 LABEL = "rebench_gym"
+#: the image each scale's build starts from (full: the image the shared full base is built on)
 DEFAULT_BASE_IMAGES = {
     "mini": "rebench-gym/base:bookworm",
-    "full": "nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04",
+    "full": "rebench-gym/base:bookworm",
 }
+#: the shared full-scale base image's repository and recipe
+FULL_BASE_REPOSITORY = "rebench-gym/full-base"
+FULL_BASE_DIR = Path(__file__).parent / "docker"
+#: where full-scale wheels come from unless ``$REBENCH_FULL_INDEX_URL`` says otherwise
+FULL_INDEX_URL = "https://pypi.org/simple"
 BASE_IMAGE_RECIPE = """\
 # A Debian bookworm base image without a registry (about a minute, ~275 MB):
 MIRROR=$(grep -hoE '(URIs:|deb) +https?://[^ ]+' /etc/apt/sources.list /etc/apt/sources.list.d/* \\
@@ -112,6 +133,8 @@ def find_image(task_name: str, scale: str, base_image: str | None = None) -> str
     client = docker_client()
     base = base_image or DEFAULT_BASE_IMAGES[scale]
     base_id = _base_image_id(client, base)
+    if base_id is not None and scale == "full":
+        base_id = _base_image_id(client, full_base_tag(base_id))
     if base_id is not None:
         tag = f"{image_repository(task_name)}:{scale}-{image_digest(task_name, scale, base_id)}"
         return tag if _image_exists(client, tag) else None
@@ -126,6 +149,22 @@ def find_image(task_name: str, scale: str, base_image: str | None = None) -> str
     return tags[0] if tags else str(newest.id)
 
 
+def full_base_tag(root_image_id: str) -> str:
+    """The tag of the shared full-scale base built on the image with id ``root_image_id``."""
+    h = hashlib.sha256()
+    for name in ("Dockerfile.full-base", "requirements-full-base.txt"):
+        part = (FULL_BASE_DIR / name).read_bytes()
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+    h.update(root_image_id.encode())
+    return f"{FULL_BASE_REPOSITORY}:{h.hexdigest()[:12]}"
+
+
+def full_index_url() -> str:
+    """The package index full-scale wheels come from (``$REBENCH_FULL_INDEX_URL`` or PyPI)."""
+    return os.environ.get("REBENCH_FULL_INDEX_URL") or FULL_INDEX_URL
+
+
 def _image_exists(client: Any, tag: str) -> bool:
     import docker.errors
 
@@ -136,21 +175,43 @@ def _image_exists(client: Any, tag: str) -> bool:
     return True
 
 
-def download_wheels(requirements: Path, *, cache: Path | None = None) -> Path:
-    """``pip download`` the requirements on the host once; returns the (cached) wheel dir."""
-    digest = hashlib.sha256(_read(requirements) + sys.version.encode()).hexdigest()[:12]
+def download_wheels(
+    requirements: Path | Sequence[Path],
+    *,
+    cache: Path | None = None,
+    index_url: str | None = None,
+) -> Path:
+    """``pip download`` the requirements on the host once; returns the (cached) wheel dir.
+
+    Several requirement files are resolved one at a time into the same directory (the full
+    scale's base and a task's own needs, which may pin another torch). With ``index_url``, pip
+    uses only that index: the local pip configuration (find-links, extra indexes, constraints)
+    is ignored.
+    """
+    files = [requirements] if isinstance(requirements, Path) else list(requirements)
+    key = b"".join(_read(f) + b"\0" for f in files) + sys.version.encode()
+    key += (index_url or "").encode()
+    digest = hashlib.sha256(key).hexdigest()[:12]
     dest = cache_root(cache) / "docker" / f"wheels-{digest}"
     if (dest / COMPLETE).exists():
         return dest
     tmp = Path(
         tempfile.mkdtemp(prefix="wheels-", dir=dest.parent if dest.parent.exists() else None)
     )
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:"]
-    cmd += ["-d", str(tmp), "-r", str(requirements)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise SandboxError(f"pip download failed:\n{proc.stderr[-3000:]}")
+    env = None
+    if index_url is not None:
+        drop = ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_INDEX_URL", "PIP_CONSTRAINT")
+        env = {k: v for k, v in os.environ.items() if k not in drop}
+        env["PIP_CONFIG_FILE"] = os.devnull
+    for req in files:
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:"]
+        if index_url is not None:
+            cmd += ["--index-url", index_url]
+        cmd += ["-d", str(tmp), "-r", str(req)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise SandboxError(f"pip download -r {req.name} failed:\n{proc.stderr[-3000:]}")
     (tmp / COMPLETE).touch()
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
@@ -175,9 +236,10 @@ def build_image(
         task_name: the task's name (``optimize_kernel``) or its env id.
         scale: ``"mini"`` or ``"full"``.
         base_image: the ``FROM`` image (default :data:`DEFAULT_BASE_IMAGES`); it must be present
-            locally when no registry is reachable.
-        wheels: a directory of wheels to install offline (mini: downloaded on the host when
-            omitted; full: installed from the package index when omitted).
+            locally when no registry is reachable. At full scale it is the image the shared
+            full base (:func:`full_base_tag`) is built on; the task's image starts from that.
+        wheels: a directory of wheels to install offline (default: downloaded on the host; at
+            full scale from :func:`full_index_url`, served to the build over HTTP).
         force: rebuild even when an image with the same content digest exists.
         cache_dir: the rebench cache dir (where downloaded wheels are kept).
         log: receives build output lines.
@@ -187,8 +249,6 @@ def build_image(
             to make it).
         SandboxError: the build failed.
     """
-    import docker.errors
-
     task_name = _task_name(task_name)
     say = log or (lambda _line: None)
     client = docker_client()
@@ -201,42 +261,146 @@ def build_image(
             else f"`docker pull {base}` where a registry is reachable, or pass --base-image"
         )
         raise SandboxUnavailableError(f"base image {base!r} is not present; {how}")
+    dockerfile, requirements = _files(task_name, scale)
+    if scale == "full":
+        # The shared full-scale base first (on ``base``), then the task's image on top of it.
+        full_base = full_base_tag(base_id)
+        if force or not _image_exists(client, full_base):
+            wheels = wheels or _full_wheels(requirements, cache_dir, say)
+            _build(
+                client,
+                full_base,
+                FULL_BASE_DIR / "Dockerfile.full-base",
+                FULL_BASE_DIR / "requirements-full-base.txt",
+                base,
+                {LABEL: "1", f"{LABEL}.full_base": "1"},
+                say,
+                wheels_served=wheels,
+            )
+        base, base_id = full_base, str(client.images.get(full_base).id)
     tag = f"{image_repository(task_name)}:{scale}-{image_digest(task_name, scale, base_id)}"
     if not force and _image_exists(client, tag):
         say(f"{tag} is up to date")
         return tag
-    dockerfile, requirements = _files(task_name, scale)
     if wheels is None and scale == "mini":
         say(f"downloading wheels for {requirements.name} on the host")
         wheels = download_wheels(requirements, cache=cache_dir)
+    labels = {LABEL: "1", f"{LABEL}.task": task_name, f"{LABEL}.scale": scale}
+    if scale == "full":
+        wheels = wheels or _full_wheels(requirements, cache_dir, say)
+        _build(client, tag, dockerfile, requirements, base, labels, say, wheels_served=wheels)
+    else:
+        _build(client, tag, dockerfile, requirements, base, labels, say, wheels_copied=wheels)
+    return tag
+
+
+def _full_wheels(requirements: Path, cache_dir: Path | None, say: Callable[[str], None]) -> Path:
+    """The full base's and a task's full-scale wheels, downloaded on the host (cached)."""
+    say(f"downloading full-scale wheels from {full_index_url()} on the host")
+    base_req = FULL_BASE_DIR / "requirements-full-base.txt"
+    return download_wheels([base_req, requirements], cache=cache_dir, index_url=full_index_url())
+
+
+def _build(
+    client: Any,
+    tag: str,
+    dockerfile: Path,
+    requirements: Path,
+    base: str,
+    labels: dict[str, str],
+    say: Callable[[str], None],
+    *,
+    wheels_copied: Path | None = None,
+    wheels_served: Path | None = None,
+) -> None:
+    """Build ``tag``: wheels go into the context's ``wheels/`` or are served over HTTP.
+
+    An image that the new build takes the tag from is removed when nothing else uses it, so a
+    rebuild leaves no dangling image behind.
+    """
+    import docker.errors
+
+    old_id = _base_image_id(client, tag)
     with tempfile.TemporaryDirectory(prefix="rebench-image-") as ctx_dir:
         ctx = Path(ctx_dir)
         shutil.copy(dockerfile, ctx / "Dockerfile")
         (ctx / "requirements.txt").write_bytes(_read(requirements))
         (ctx / "wheels").mkdir()
-        for whl in sorted(wheels.glob("*.whl")) if wheels is not None else []:
+        for whl in sorted(wheels_copied.glob("*.whl")) if wheels_copied is not None else []:
             try:
                 os.link(whl, ctx / "wheels" / whl.name)
             except OSError:
                 shutil.copy(whl, ctx / "wheels" / whl.name)
         say(f"building {tag} from {base}")
-        try:
-            _image, lines = client.images.build(
-                path=str(ctx),
-                tag=tag,
-                buildargs={"BASE_IMAGE": base},
-                labels={LABEL: "1", f"{LABEL}.task": task_name, f"{LABEL}.scale": scale},
-                rm=True,
-                forcerm=True,
-            )
-            for chunk in lines:
-                text = str(chunk.get("stream", "")).rstrip()
-                if text:
-                    say(text)
-        except docker.errors.BuildError as e:
-            tail = "\n".join(str(c.get("stream", c.get("error", ""))) for c in e.build_log)
-            raise SandboxError(f"building {tag} failed: {e}\n{tail[-3000:]}") from None
-    return tag
+        with contextlib.ExitStack() as stack:
+            buildargs = {"BASE_IMAGE": base}
+            if wheels_served is not None:
+                url, host = stack.enter_context(_serve(client, wheels_served))
+                buildargs.update(WHEELS_URL=url, WHEELS_HOST=host)
+            try:
+                _image, lines = client.images.build(
+                    path=str(ctx),
+                    tag=tag,
+                    buildargs=buildargs,
+                    labels=labels,
+                    rm=True,
+                    forcerm=True,
+                )
+                for chunk in lines:
+                    text = str(chunk.get("stream", "")).rstrip()
+                    if text:
+                        say(text)
+            except docker.errors.BuildError as e:
+                _remove_leftovers(client, e.build_log)
+                tail = "\n".join(str(c.get("stream", c.get("error", ""))) for c in e.build_log)
+                raise SandboxError(f"building {tag} failed: {e}\n{tail[-3000:]}") from None
+    if old_id is not None and old_id != _base_image_id(client, tag):
+        with contextlib.suppress(docker.errors.APIError):
+            client.images.remove(old_id)  # refused (and kept) while a container or image uses it
+
+
+def _remove_leftovers(client: Any, build_log: Any) -> None:
+    """Remove the untagged step images a failed build made (they would be left dangling)."""
+    import docker.errors
+
+    text = "".join(str(chunk.get("stream", "")) for chunk in build_log)
+    for image_id in reversed(re.findall(r"^ ---> ([0-9a-f]{12})\s*$", text, flags=re.M)):
+        with contextlib.suppress(docker.errors.APIError):
+            if not client.images.get(image_id).tags:  # never the FROM image or another tag
+                client.images.remove(image_id)  # refused while another image builds on it
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _serve(client: Any, directory: Path) -> Iterator[tuple[str, str]]:
+    """Serve ``directory`` read-only over HTTP on the Docker bridge's gateway.
+
+    Yields the URL and the host (for pip's ``--trusted-host``: plain HTTP, on the bridge only).
+
+    Build containers reach the host there (the engine must run on this machine).
+    """
+    gateway = "172.17.0.1"
+    with contextlib.suppress(Exception):
+        gateway = client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    try:
+        server = http.server.ThreadingHTTPServer((gateway, 0), handler)
+    except OSError as e:
+        raise SandboxError(
+            f"cannot serve the wheels to the build on the Docker bridge's gateway {gateway} ({e}); "
+            "full-scale images are built with a local engine"
+        ) from None
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{gateway}:{server.server_address[1]}/", gateway
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _task_name(name_or_id: str) -> str:
