@@ -227,6 +227,11 @@ class PersistentShell:
             if not pending.done.wait(2.0):
                 note = "the shell itself was stuck, so it was restarted (cwd and variables reset)"
         duration = time.monotonic() - started
+        if finished and pending.exit_code is None and self.proc is not None:
+            # the output ended without the command's status: the shell itself exited (`exit 7`);
+            # its end of the pipe closes a moment before the kernel lets it be reaped
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=2.0)
         with self._lock:
             self._pending = None
         data, omitted = pending.buffer.getvalue()
