@@ -396,3 +396,30 @@ def test_compare_runs_as_a_module(tmp_path: Path) -> None:
     )
     comparison = json.loads(out.stdout.splitlines()[-1])["comparison"]
     assert comparison["l1"] == 0.0 and comparison["norm_diff"] == 0.0
+
+
+def test_rehearsal_stand_ins_are_what_the_full_scale_reads(tmp_path: Path) -> None:
+    """The full scale cannot be rehearsed here (LLM Foundry's own stack), but its stand-ins are
+    checked by the full-scale code that reads them: the model directory passes the asset
+    builder's check, its safetensors parse with the scorer's reader, the LM head is left out of
+    the original's norm, and a perturbation of one base tensor is measured."""
+    from rebench_gym.tasks.optimize_llm_foundry import compare, full
+    from rebench_gym.tasks.optimize_llm_foundry import rehearse as foundry_rehearse
+
+    source = foundry_rehearse.write_source(tmp_path, foundry_rehearse.PARAMS["pool_rows"])
+    model_dir = source / full.MODEL_DIR
+    full.check_model_dir(model_dir)
+    rows = (source / "train_data.jsonl").read_text().splitlines()
+    assert len(rows) == foundry_rehearse.PARAMS["pool_rows"]
+    weights = compare.load_weights(model_dir)
+    assert any(name.startswith("lm_head.") for name in weights)
+    assert compare.differences(weights, weights)[0] == 0.0
+    name = next(n for n in weights if n.startswith("model.") and weights[n].is_floating_point())
+    moved = dict(weights)
+    moved[name] = weights[name].float() + 0.01
+    expected = 0.01 * weights[name].numel() ** 0.5
+    assert compare.differences(moved, weights)[0] == pytest.approx(expected, rel=1e-2)
+    head = next(n for n in weights if n.startswith("lm_head."))
+    moved = dict(weights)
+    moved[head] = weights[head].float() + 1.0
+    assert compare.differences(moved, weights)[0] == 0.0  # the head is not counted
