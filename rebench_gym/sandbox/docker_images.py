@@ -180,17 +180,19 @@ def download_wheels(
     *,
     cache: Path | None = None,
     index_url: str | None = None,
+    python_version: str | None = None,
 ) -> Path:
     """``pip download`` the requirements on the host once; returns the (cached) wheel dir.
 
     Several requirement files are resolved one at a time into the same directory (the full
     scale's base and a task's own needs, which may pin another torch). With ``index_url``, pip
     uses only that index: the local pip configuration (find-links, extra indexes, constraints)
-    is ignored.
+    is ignored. ``python_version`` (``3.11.2``): resolve for that interpreter (the image's)
+    instead of the host's (``Requires-Python`` differs between patch releases).
     """
     files = [requirements] if isinstance(requirements, Path) else list(requirements)
     key = b"".join(_read(f) + b"\0" for f in files) + sys.version.encode()
-    key += (index_url or "").encode()
+    key += f"{index_url or ''}|{python_version or ''}".encode()
     digest = hashlib.sha256(key).hexdigest()[:12]
     dest = cache_root(cache) / "docker" / f"wheels-{digest}"
     if (dest / COMPLETE).exists():
@@ -207,6 +209,8 @@ def download_wheels(
         cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:"]
         if index_url is not None:
             cmd += ["--index-url", index_url]
+        if python_version is not None:
+            cmd += ["--python-version", python_version]
         cmd += ["-d", str(tmp), "-r", str(req)]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
@@ -262,11 +266,11 @@ def build_image(
         )
         raise SandboxUnavailableError(f"base image {base!r} is not present; {how}")
     dockerfile, requirements = _files(task_name, scale)
+    root = base
     if scale == "full":
         # The shared full-scale base first (on ``base``), then the task's image on top of it.
         full_base = full_base_tag(base_id)
         if force or not _image_exists(client, full_base):
-            wheels = wheels or _full_wheels(requirements, cache_dir, say)
             _build(
                 client,
                 full_base,
@@ -275,7 +279,7 @@ def build_image(
                 base,
                 {LABEL: "1", f"{LABEL}.full_base": "1"},
                 say,
-                wheels_served=wheels,
+                wheels_served=[wheels] if wheels else _full_wheels(None, base, cache_dir, say),
             )
         base, base_id = full_base, str(client.images.get(full_base).id)
     tag = f"{image_repository(task_name)}:{scale}-{image_digest(task_name, scale, base_id)}"
@@ -287,18 +291,42 @@ def build_image(
         wheels = download_wheels(requirements, cache=cache_dir)
     labels = {LABEL: "1", f"{LABEL}.task": task_name, f"{LABEL}.scale": scale}
     if scale == "full":
-        wheels = wheels or _full_wheels(requirements, cache_dir, say)
-        _build(client, tag, dockerfile, requirements, base, labels, say, wheels_served=wheels)
+        served = [wheels] if wheels else _full_wheels(requirements, root, cache_dir, say)
+        _build(client, tag, dockerfile, requirements, base, labels, say, wheels_served=served)
     else:
         _build(client, tag, dockerfile, requirements, base, labels, say, wheels_copied=wheels)
     return tag
 
 
-def _full_wheels(requirements: Path, cache_dir: Path | None, say: Callable[[str], None]) -> Path:
-    """The full base's and a task's full-scale wheels, downloaded on the host (cached)."""
-    say(f"downloading full-scale wheels from {full_index_url()} on the host")
-    base_req = FULL_BASE_DIR / "requirements-full-base.txt"
-    return download_wheels([base_req, requirements], cache=cache_dir, index_url=full_index_url())
+def _full_wheels(
+    requirements: Path | None, root: str, cache_dir: Path | None, say: Callable[[str], None]
+) -> list[Path]:
+    """The full base's wheels and (with ``requirements``) a task's own, for the Python of the
+    image ``root``, each downloaded on the host once and cached on its own (the base's ~2.6 GB
+    are kept once for all tasks)."""
+    index, version = full_index_url(), _python_version(root)
+    say(f"downloading full-scale wheels for Python {version} from {index} on the host")
+    files = [FULL_BASE_DIR / "requirements-full-base.txt"]
+    if requirements is not None and _has_requirements(requirements):
+        files.append(requirements)
+    return [
+        download_wheels(f, cache=cache_dir, index_url=index, python_version=version) for f in files
+    ]
+
+
+def _python_version(image: str) -> str:
+    """The version of ``python3`` in ``image`` (``3.11.2``)."""
+    probe = "import platform; print(platform.python_version())"
+    cmd = ["docker", "run", "--rm", "--network", "none", image, "python3", "-c", probe]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise SandboxError(f"cannot run python3 in {image}: {proc.stderr[-1000:]}")
+    return proc.stdout.strip()
+
+
+def _has_requirements(path: Path) -> bool:
+    lines = _read(path).decode().splitlines()
+    return any(line.strip() and not line.strip().startswith("#") for line in lines)
 
 
 def _build(
@@ -311,7 +339,7 @@ def _build(
     say: Callable[[str], None],
     *,
     wheels_copied: Path | None = None,
-    wheels_served: Path | None = None,
+    wheels_served: Sequence[Path] | None = None,
 ) -> None:
     """Build ``tag``: wheels go into the context's ``wheels/`` or are served over HTTP.
 
@@ -351,8 +379,9 @@ def _build(
                     if text:
                         say(text)
             except docker.errors.BuildError as e:
-                _remove_leftovers(client, e.build_log)
-                tail = "\n".join(str(c.get("stream", c.get("error", ""))) for c in e.build_log)
+                build_log = list(e.build_log)  # an iterator: read once
+                _remove_leftovers(client, build_log)
+                tail = "".join(str(c.get("stream", c.get("error", ""))) for c in build_log)
                 raise SandboxError(f"building {tag} failed: {e}\n{tail[-3000:]}") from None
     if old_id is not None and old_id != _base_image_id(client, tag):
         with contextlib.suppress(docker.errors.APIError):
@@ -376,8 +405,9 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def _serve(client: Any, directory: Path) -> Iterator[tuple[str, str]]:
-    """Serve ``directory`` read-only over HTTP on the Docker bridge's gateway.
+def _serve(client: Any, directories: Sequence[Path]) -> Iterator[tuple[str, str]]:
+    """Serve the wheels of ``directories`` over HTTP on the Docker bridge's gateway (from a
+    temporary directory of hard links; the first directory wins a name both hold).
 
     Yields the URL and the host (for pip's ``--trusted-host``: plain HTTP, on the bridge only).
 
@@ -386,10 +416,19 @@ def _serve(client: Any, directory: Path) -> Iterator[tuple[str, str]]:
     gateway = "172.17.0.1"
     with contextlib.suppress(Exception):
         gateway = client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
-    handler = functools.partial(_QuietHandler, directory=str(directory))
+    served = Path(tempfile.mkdtemp(prefix="rebench-wheels-"))
+    for directory in directories:
+        for whl in sorted(directory.glob("*.whl")):
+            if not (served / whl.name).exists():
+                try:
+                    os.link(whl, served / whl.name)
+                except OSError:
+                    shutil.copy(whl, served / whl.name)
+    handler = functools.partial(_QuietHandler, directory=str(served))
     try:
         server = http.server.ThreadingHTTPServer((gateway, 0), handler)
     except OSError as e:
+        shutil.rmtree(served, ignore_errors=True)
         raise SandboxError(
             f"cannot serve the wheels to the build on the Docker bridge's gateway {gateway} ({e}); "
             "full-scale images are built with a local engine"
@@ -401,6 +440,7 @@ def _serve(client: Any, directory: Path) -> Iterator[tuple[str, str]]:
     finally:
         server.shutdown()
         server.server_close()
+        shutil.rmtree(served, ignore_errors=True)
 
 
 def _task_name(name_or_id: str) -> str:

@@ -1,8 +1,9 @@
 """Full-scale Docker images: every task's recipe builds on the shared full base.
 
 SKIPPED unless ``REBENCH_TEST_FULL_IMAGES=1``: these builds are too big for CI. The shared base
-alone downloads about 3.5 GB of wheels (torch 2.13.0 with CUDA and the nvidia-* runtime
-libraries) and makes an image of about 9 GB; OptimizeLLMFoundry adds torch 2.7.0 on top. They
+alone downloads about 2.6 GB of wheels (torch 2.13.0 with CUDA 13 and the nvidia-* runtime
+libraries) and makes an image of about 5.7 GB (about 3 minutes on a 2-core machine); the
+OptimizeLLMFoundry image adds llm-foundry and its torch 2.7.0 on top. They
 need a local Docker engine and ``rebench-gym/base:bookworm`` (``.ci/docker-setup``), and network
 access to the package index on the host (the build itself gets the wheels from the host). No GPU
 is needed: the images are checked on CPU. ``REBENCH_TEST_FULL_IMAGES_TASKS`` (comma-separated
