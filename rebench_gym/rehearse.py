@@ -163,6 +163,7 @@ def rehearse(
     *,
     progress: ProgressFn | None = None,
     workdir: Path | None = None,
+    sandbox: str | None = None,
 ) -> dict[str, Any]:
     """Run ``env_id``'s full-scale code path on CPU with tiny stand-ins; see the module docstring.
 
@@ -170,6 +171,9 @@ def rehearse(
         env_id: a ``RE-Bench/*-v0`` id.
         progress: called with one line per stage (and the asset builders' progress).
         workdir: where the temporary directory goes (default: the system's).
+        sandbox: the env's sandbox (default: the env's default); ``"docker"`` runs the
+            episode in the task's full-scale image (``rebench image build ID --scale full``),
+            with no GPU.
 
     Returns:
         ``{"id", "task", "start": {raw, normalized, valid, message, seconds}, "reference":
@@ -217,7 +221,7 @@ def rehearse(
             raise RehearsalError(
                 f"{env_id}: preparing the full-scale assets failed: {type(e).__name__}: {e}"
             ) from e
-        report = _episode(env_id, task, cache, stand, say)
+        report = _episode(env_id, task, cache, stand, say, sandbox)
         report["seconds"] = round(time.monotonic() - began, 1)
         return report
     finally:
@@ -228,7 +232,12 @@ def rehearse(
 
 
 def _episode(
-    env_id: str, task: Task, cache: Path, stand: StandIns, say: ProgressFn
+    env_id: str,
+    task: Task,
+    cache: Path,
+    stand: StandIns,
+    say: ProgressFn,
+    sandbox: str | None = None,
 ) -> dict[str, Any]:
     from rebench_gym.env import ReBenchEnv
 
@@ -241,6 +250,7 @@ def _episode(
         cache_dir=str(cache),
         task_options=stand.task_options,
         anchors=None if fixed is not None else (0.0, 1.0),
+        sandbox=sandbox,
     )
     try:
         say(f"{env_id}: building the workspace and rendering the instructions")

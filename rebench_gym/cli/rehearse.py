@@ -60,7 +60,7 @@ def command(args: argparse.Namespace) -> int:
     from rebench_gym.rehearse import rehearse
 
     task_name(args.id)  # a usage error for unknown ids
-    report = rehearse(args.id, progress=say)
+    report = rehearse(args.id, progress=say, sandbox=args.sandbox)
     emit(report, args.json, summary(report))
     return 0 if passed(report) else 1
 
@@ -68,3 +68,8 @@ def command(args: argparse.Namespace) -> int:
 def register(sub: Subparsers) -> None:
     p = add_command(sub, "rehearse", command, "rehearse the full-scale code path on CPU")
     add_id(p)
+    p.add_argument(
+        "--sandbox",
+        default=None,
+        help="the episode's sandbox (default: the env's); docker: the full-scale image, no GPU",
+    )
