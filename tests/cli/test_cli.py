@@ -227,8 +227,10 @@ def _fake_rehearse(
     """Put a stand-in ``rebench_gym.rehearse`` in place; returns the ids it was called with."""
     calls: list[str] = []
 
-    def rehearse(env_id: str, *, progress: Any = None) -> dict[str, Any]:
-        calls.append(env_id)
+    def rehearse(
+        env_id: str, *, progress: Any = None, sandbox: str | None = None
+    ) -> dict[str, Any]:
+        calls.append(env_id if sandbox is None else f"{env_id} in {sandbox}")
         if progress is not None:
             progress("rehearsing")
         return {"id": env_id, "start": start, "reference": reference, **extra}
@@ -279,3 +281,6 @@ def test_rehearse_prints_two_lines_and_exits_by_the_outcome(
     assert main(["rehearse", KERNEL]) == 1 and calls == [KERNEL]
     _fake_rehearse(monkeypatch, _row(0.5), _row(0.5), ok=True)
     assert main(["rehearse", KERNEL]) == 0
+    calls = _fake_rehearse(monkeypatch, _row(0.0), _row(1.0))
+    assert main(["rehearse", KERNEL, "--sandbox", "docker"]) == 0
+    assert calls == [f"{KERNEL} in docker"]
