@@ -4,6 +4,8 @@ measured in the same run, so results compare across machines.
 * step overhead: ``env.step("true")`` against a raw round trip to a persistent bash (the same
   marker protocol, no env) — target p50 overhead < 2 ms for local and bwrap;
 * warm reset: ``env.reset()`` after the first one, against copying the starting workspace;
+* resource limits: a sandbox with the mini task's resources against one without (set-up,
+  restart, step) — targets: set-up < 200 ms and step < 2 ms added;
 * docker (when an engine and the mini image are there): the step also against one
   ``docker exec CONTAINER true`` per command and a raw persistent ``docker exec -i`` bash.
 """
@@ -140,6 +142,50 @@ def env_step_times(sandbox: str, repeats: int) -> tuple[list[float], list[float]
     return steps, resets, statistics.median(copies), cold
 
 
+def limits_overhead(sandbox: str, repeats: int) -> dict[str, float]:
+    """What the resource limits cost: a sandbox made with the mini kernel task's resources
+    (cgroup limits, a loop-device workspace filesystem, sized tmpfs) against one made without,
+    same provider, same run: set-up (make + start, the part of an env's first ``reset()`` the
+    limits add to), restart (``kill_all`` + ``start``: a warm ``reset()``) and ``exec("true")``."""
+    from rebench_gym.sandbox import make_sandbox
+    from rebench_gym.tasks import get_task
+
+    resources = get_task("optimize_kernel").spec.scale("mini").resources
+    out: dict[str, float] = {}
+    for label, res in (("without", None), ("with", resources)):
+        setups, restarts, steps = [], [], []
+        for _ in range(3):
+            root = Path(tempfile.mkdtemp(prefix="rebench-bench-"))
+            ws = root / "ws"
+            ws.mkdir()
+            start = time.perf_counter()
+            sb = make_sandbox(sandbox, ws, resources=res, image="optimize_kernel")
+            try:
+                sb.start()
+                sb.exec("true", 10)
+                setups.append(time.perf_counter() - start)
+                for _ in range(3):
+                    start = time.perf_counter()
+                    sb.kill_all()
+                    sb.start()
+                    sb.exec("true", 10)
+                    restarts.append(time.perf_counter() - start)
+                for _ in range(max(1, repeats // 3)):
+                    start = time.perf_counter()
+                    sb.exec("true", 10)
+                    steps.append(time.perf_counter() - start)
+            finally:
+                sb.close()
+                shutil.rmtree(root, ignore_errors=True)
+        out[f"setup_{label}_ms"] = statistics.median(setups) * 1000
+        out[f"restart_{label}_ms"] = statistics.median(restarts) * 1000
+        out[f"step_{label}_p50_ms"] = statistics.median(steps) * 1000
+    out["setup_added_ms"] = out["setup_with_ms"] - out["setup_without_ms"]
+    out["restart_added_ms"] = out["restart_with_ms"] - out["restart_without_ms"]
+    out["step_added_p50_ms"] = out["step_with_p50_ms"] - out["step_without_p50_ms"]
+    return out
+
+
 def run_benchmarks(
     sandboxes: list[str] | None = None, repeats: int = 200, extended: bool = True
 ) -> dict[str, Any]:
@@ -188,6 +234,25 @@ def run_benchmarks(
             f"{entry['overhead_p50_ms']:.3f} | {entry['ratio_vs_raw']:.1f}x | "
             f"{entry['warm_reset_ms']:.1f} | {entry['reset_vs_copy']:.1f}x | "
             f"{entry['cold_reset_ms']:.0f} |"
+        )
+    lines += [
+        "",
+        "resource limits (the mini task's cpus, memory, disk against none; same provider, same "
+        "run; targets: set-up < 200 ms added, step < 2 ms added):",
+        "",
+        "| sandbox | set-up ms without / with | restart ms without / with | "
+        "step p50 ms without / with | added: set-up, restart, step ms |",
+        "|---|---|---|---|---|",
+    ]
+    for sb in sandboxes:
+        limits = limits_overhead(sb, repeats)
+        report["sandboxes"][sb]["limits"] = limits
+        lines.append(
+            f"| {sb} | {limits['setup_without_ms']:.0f} / {limits['setup_with_ms']:.0f} | "
+            f"{limits['restart_without_ms']:.1f} / {limits['restart_with_ms']:.1f} | "
+            f"{limits['step_without_p50_ms']:.3f} / {limits['step_with_p50_ms']:.3f} | "
+            f"{limits['setup_added_ms']:.0f}, {limits['restart_added_ms']:.1f}, "
+            f"{limits['step_added_p50_ms']:.3f} |"
         )
     if "docker" in sandboxes:
         raw_docker = docker_raw_times(repeats)

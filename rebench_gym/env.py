@@ -20,9 +20,9 @@ from rebench_gym import actions as act
 from rebench_gym.cache import cache_root
 from rebench_gym.calibration import get_anchors
 from rebench_gym.envs.observation import format_exec, number_lines, workspace_tree
-from rebench_gym.errors import ActionError, UsageError
+from rebench_gym.errors import ActionError, UnenforcedLimitWarning, UsageError
 from rebench_gym.sandbox import PROVIDERS, Sandbox, default_sandbox_name, make_sandbox
-from rebench_gym.sandbox.leftovers import scratch_dir
+from rebench_gym.sandbox.leftovers import remove_tree, scratch_dir
 from rebench_gym.sandbox.output import truncate_middle
 from rebench_gym.scoring import Anchors, ScoreLog, ScoreResult
 from rebench_gym.spaces import UnicodeText
@@ -194,10 +194,13 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         if self._root is None:
             self._root = scratch_dir("env")
         workspace = self._root / "workspace"
-        if self._sandbox is not None:
+        workspace.mkdir(exist_ok=True)
+        if self._sandbox is None:
+            # made before the workspace is filled: it may mount a filesystem of the task's size
+            self._sandbox = self._make_sandbox(workspace, cache)
+        else:
             self._sandbox.kill_all()
         # Empty the workspace but keep the directory: a container's bind mount stays valid.
-        workspace.mkdir(exist_ok=True)
         for child in list(workspace.iterdir()):
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child, ignore_errors=True)
@@ -206,29 +209,6 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         self._stop_services()
         task.populate_workspace(workspace, self.scale, cache)
         self._services = task.start_services(self.scale, cache, workspace, self.task_options)
-        if self._sandbox is None:
-            self._sandbox = make_sandbox(
-                self.sandbox_name,
-                workspace,
-                max_output_bytes=4 * self.max_output_chars,
-                hidden=task.hidden_paths(self.scale, cache),
-                image=task.spec.name,
-                image_variant=self.scale,
-                hardware=task.spec.scale(self.scale).hardware,
-                options=self.sandbox_options,
-            )
-            if not self._sandbox.isolates:
-                root = (
-                    " AS ROOT: every agent command runs with full control of this machine"
-                    if os.geteuid() == 0
-                    else ""
-                )
-                warnings.warn(
-                    f"sandbox='local' gives the agent no isolation{root}. It can read hidden "
-                    "assets and the scorer's code. Use it for development only (sandbox='bwrap' "
-                    "isolates).",
-                    stacklevel=2,
-                )
         self._sandbox.start()
         self._log = ScoreLog(self._anchors, task.spec.aggregation)
         self._paid = 0.0
@@ -239,6 +219,37 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         obs = {"terminal": task.instructions(self.scale), "files": self._tree()}
         self._last_obs = obs
         return dict(obs), self._info()
+
+    def _make_sandbox(self, workspace: Path, cache: Path) -> Sandbox:
+        """The episode's sandbox, within the task's resources; warns about what it cannot
+        enforce here (once per env) and about ``local``'s missing isolation."""
+        task = self.task
+        sandbox = make_sandbox(
+            self.sandbox_name,
+            workspace,
+            max_output_bytes=4 * self.max_output_chars,
+            hidden=task.hidden_paths(self.scale, cache),
+            image=task.spec.name,
+            image_variant=self.scale,
+            resources=task.spec.scale(self.scale).resources,
+            options=self.sandbox_options,
+        )
+        if not sandbox.isolates:
+            root = (
+                " AS ROOT: every agent command runs with full control of this machine"
+                if os.geteuid() == 0
+                else ""
+            )
+            warnings.warn(
+                f"sandbox='local' gives the agent no isolation{root}. It can read hidden "
+                "assets and the scorer's code. Use it for development only (sandbox='bwrap' "
+                "isolates).",
+                stacklevel=3,
+            )
+        unenforced = sandbox.enforcement.warning(sandbox.name)
+        if unenforced is not None:
+            warnings.warn(unenforced, UnenforcedLimitWarning, stacklevel=3)
+        return sandbox
 
     def step(self, action: str) -> tuple[dict[str, str], float, bool, bool, dict[str, Any]]:
         if self._done:
@@ -283,7 +294,7 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
             self._sandbox.close()
             self._sandbox = None
         if self._root is not None:
-            shutil.rmtree(self._root, ignore_errors=True)
+            remove_tree(self._root)
             self._root = None
 
     # ----- scoring ---------------------------------------------------------------------------
@@ -324,8 +335,13 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
                 cache=self._cache,
                 options=self.task_options,
             )
+            killed_before = self.sandbox.spawn_oom_kills()
             try:
                 result = self.task.score(ctx)
+                if not result.valid and self.sandbox.spawn_oom_kills() > killed_before:
+                    limit = self.sandbox.resources.memory_bytes if self.sandbox.resources else None
+                    why = self.sandbox.oom_message(limit)
+                    result = ScoreResult.invalid(f"[killed: {why}] {result.message}")
             except MemoryError:
                 result = ScoreResult.invalid("the scorer ran out of memory")
             except Exception as e:  # a scorer bug must not crash the agent's episode
@@ -485,6 +501,7 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
             "score_log": log.to_list(hidden=hidden),
             "anchors": anchors,
             "hidden_score": hidden,
+            "resources": self.sandbox.enforcement.info(),
         }
 
 

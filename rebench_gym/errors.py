@@ -34,3 +34,8 @@ class SandboxUnavailableError(SandboxError):
 
 class ActionError(ReBenchError, ValueError):
     """An action string could not be parsed; the env turns it into an observation."""
+
+
+class UnenforcedLimitWarning(UserWarning):
+    """A resource limit of the task cannot be enforced on this machine (the message says which
+    and why); the episode runs without it."""

@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -148,41 +149,189 @@ def _sweep_stale(parent: Path, min_age_s: float = 300.0) -> None:
             continue
 
 
-class PidsCgroup:
-    """A pids cgroup (v1 or v2) that bounds and tracks every process of one sandbox.
+#: cgroup v1 hierarchies used, by controller (each controller is its own mount on v1)
+_V1_ROOT = Path("/sys/fs/cgroup")
+_V2_ROOT = Path("/sys/fs/cgroup")
+_CFS_PERIOD_US = 100_000
 
-    Use :meth:`create`, which returns ``None`` when the machine does not let us make one; the
-    sandboxes then fall back to process-tree tracking.
+
+@dataclass(frozen=True)
+class CgroupLimits:
+    """What a :class:`Cgroup` bounds: always the process count; memory (bytes, swap included),
+    CPU time (``cpus`` cores' worth of quota) and a CPU set where given."""
+
+    max_pids: int
+    memory_bytes: int | None = None
+    cpus: float | None = None
+    cpuset: tuple[int, ...] | None = None
+
+
+class Cgroup:
+    """A cgroup (v1 or v2) that bounds and tracks every process of one sandbox or scored run.
+
+    Use :meth:`create`, which returns ``None`` when the machine does not let us make even a pids
+    cgroup; the sandboxes then fall back to process-tree tracking. :attr:`applied` says which
+    limits it enforces and how, :attr:`missing` which it could not and why.
+
+    On cgroup v1 each controller is its own hierarchy, so one sandbox's cgroup is one directory
+    per controller (:attr:`paths`); on v2 it is a single directory.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, paths: dict[str, Path]) -> None:
+        #: directory per controller (``pids``, ``memory``, ``cpu``, ``cpuset``); v2: all the same
+        self.paths = paths
+        #: the directory whose ``cgroup.procs`` lists the members
+        self.path = paths["pids"]
+        self.applied: dict[str, str] = {}
+        self.missing: dict[str, str] = {}
+        self._memory_limit: int | None = None
+        self._oom_kills = 0
 
     @classmethod
-    def create(cls, max_pids: int) -> PidsCgroup | None:
-        """Make a fresh cgroup limited to ``max_pids`` tasks, or return None if impossible."""
-        for root in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
-            if not (root / "cgroup.procs").exists():
-                continue
-            if root == Path("/sys/fs/cgroup"):
-                controllers = root / "cgroup.controllers"
-                if not controllers.exists() or "pids" not in controllers.read_text().split():
-                    continue
-            _sweep_stale(root / "rebench_gym")
-            path = root / "rebench_gym" / uuid.uuid4().hex[:12]
+    def create(cls, limits: CgroupLimits | int) -> Cgroup | None:
+        """Make a fresh cgroup with ``limits`` (an int: a pids limit only), or None if even the
+        pids controller is out of reach."""
+        if isinstance(limits, int):
+            limits = CgroupLimits(max_pids=limits)
+        name = uuid.uuid4().hex[:12]
+        if (_V2_ROOT / "cgroup.controllers").exists():
+            return cls._create_v2(name, limits)
+        return cls._create_v1(name, limits)
+
+    @classmethod
+    def _create_v1(cls, name: str, limits: CgroupLimits) -> Cgroup | None:
+        pids = _v1_dir("pids", name)
+        if pids is None:
+            return None
+        group = cls({"pids": pids})
+        try:
+            (pids / "pids.max").write_text(str(limits.max_pids))
+        except OSError:
+            group.remove()
+            return None
+        group.applied["pids"] = f"cgroup v1 pids.max {limits.max_pids}"
+        if limits.memory_bytes is not None:
+            mem = _v1_dir("memory", name)
+            if mem is None:
+                group.missing["memory"] = "no writable cgroup v1 memory controller"
+            else:
+                group.paths["memory"] = mem
+                try:
+                    (mem / "memory.limit_in_bytes").write_text(str(limits.memory_bytes))
+                    swap = mem / "memory.memsw.limit_in_bytes"
+                    if swap.exists():
+                        swap.write_text(str(limits.memory_bytes))
+                        how = "cgroup v1 memory.limit_in_bytes, swap included"
+                    elif _swap_total() == 0:
+                        how = "cgroup v1 memory.limit_in_bytes (the machine has no swap)"
+                    else:
+                        how = "cgroup v1 memory.limit_in_bytes (swap not limited)"
+                    group.applied["memory"] = how
+                    group._memory_limit = limits.memory_bytes
+                except OSError as e:
+                    group.missing["memory"] = f"cannot set the memory limit: {e.strerror}"
+        if limits.cpus is not None:
+            cpu = _v1_dir("cpu", name)
+            if cpu is None:
+                group.missing["cpus"] = "no writable cgroup v1 cpu controller"
+            else:
+                group.paths["cpu"] = cpu
+                try:
+                    (cpu / "cpu.cfs_period_us").write_text(str(_CFS_PERIOD_US))
+                    quota = max(1000, int(limits.cpus * _CFS_PERIOD_US))
+                    (cpu / "cpu.cfs_quota_us").write_text(str(quota))
+                    group.applied["cpus"] = f"cgroup v1 CPU quota of {limits.cpus:g} cores"
+                except OSError as e:
+                    group.missing["cpus"] = f"cannot set the CPU quota: {e.strerror}"
+        if limits.cpuset is not None:
+            cpuset = _v1_dir("cpuset", name)
+            if cpuset is None:
+                group.missing["cpuset"] = "no writable cgroup v1 cpuset controller"
+            else:
+                group.paths["cpuset"] = cpuset
+                try:
+                    mems = (cpuset.parent / "cpuset.mems").read_text().strip()
+                    (cpuset / "cpuset.mems").write_text(mems)
+                    (cpuset / "cpuset.cpus").write_text(",".join(map(str, limits.cpuset)))
+                    group.applied["cpuset"] = f"cgroup v1 cpuset {_cpu_list(limits.cpuset)}"
+                except OSError as e:
+                    group.missing["cpuset"] = f"cannot set the CPU set: {e.strerror}"
+        return group
+
+    @classmethod
+    def _create_v2(cls, name: str, limits: CgroupLimits) -> Cgroup | None:
+        parent = _V2_ROOT / "rebench_gym"
+        _sweep_stale(parent)
+        wanted = ["pids", "memory", "cpu", "cpuset"]
+        try:
+            parent.mkdir(exist_ok=True)
+            available = (parent / "cgroup.controllers").read_text().split()
+            if "pids" not in available:
+                return None
+            enable = " ".join(f"+{c}" for c in wanted if c in available)
+            with contextlib.suppress(OSError):
+                (parent / "cgroup.subtree_control").write_text(enable)
+            path = parent / name
+            path.mkdir()
+        except OSError:
+            return None
+        group = cls(dict.fromkeys(wanted, path))
+        enabled = set((path / "cgroup.controllers").read_text().split()) if path.exists() else set()
+        try:
+            (path / "pids.max").write_text(str(limits.max_pids))
+        except OSError:
+            group.remove()
+            return None
+        group.applied["pids"] = f"cgroup v2 pids.max {limits.max_pids}"
+
+        def write(controller: str, key: str, settings: dict[str, str], how: str) -> None:
+            if controller not in enabled:
+                group.missing[key] = f"the cgroup v2 {controller} controller is not delegated"
+                return
             try:
-                path.mkdir(parents=True)
-                (path / "pids.max").write_text(str(max_pids))
-            except OSError:
-                with contextlib.suppress(OSError):
-                    path.rmdir()
-                continue
-            return cls(path)
-        return None
+                for file, value in settings.items():
+                    if (path / file).exists() or file != "memory.swap.max":
+                        (path / file).write_text(value)
+            except OSError as e:
+                group.missing[key] = f"cannot set {file}: {e.strerror}"
+                return
+            group.applied[key] = how
+
+        if limits.memory_bytes is not None:
+            write(
+                "memory",
+                "memory",
+                {"memory.max": str(limits.memory_bytes), "memory.swap.max": "0"},
+                "cgroup v2 memory.max, no swap",
+            )
+            if "memory" in group.applied:
+                group._memory_limit = limits.memory_bytes
+        if limits.cpus is not None:
+            quota = max(1000, int(limits.cpus * _CFS_PERIOD_US))
+            write(
+                "cpu",
+                "cpus",
+                {"cpu.max": f"{quota} {_CFS_PERIOD_US}"},
+                f"cgroup v2 cpu.max of {limits.cpus:g} cores",
+            )
+        if limits.cpuset is not None:
+            write(
+                "cpuset",
+                "cpuset",
+                {"cpuset.cpus": ",".join(map(str, limits.cpuset))},
+                f"cgroup v2 cpuset {_cpu_list(limits.cpuset)}",
+            )
+        return group
+
+    @property
+    def memory_limit(self) -> int | None:
+        """The enforced memory limit in bytes (None when memory is not limited)."""
+        return self._memory_limit
 
     def join_current_process(self) -> None:
         """Move the calling process into the cgroup (used in ``preexec_fn``)."""
-        (self.path / "cgroup.procs").write_text(str(os.getpid()))
+        for path in dict.fromkeys(self.paths.values()):
+            (path / "cgroup.procs").write_text(str(os.getpid()))
 
     def pids(self) -> list[int]:
         """Every process now in the cgroup."""
@@ -190,6 +339,15 @@ class PidsCgroup:
             return [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
         except OSError:
             return []
+
+    def oom_kills(self) -> int:
+        """How many processes the kernel has killed for exceeding the memory limit so far."""
+        mem = self.paths.get("memory")
+        if mem is not None and self._memory_limit is not None:
+            count = read_oom_kills(mem)
+            if count is not None:
+                self._oom_kills = count
+        return self._oom_kills
 
     def kill_all(self, *, timeout: float = 5.0, keep: frozenset[int] = frozenset()) -> None:
         """Freeze-free kill loop: SIGKILL every member (except ``keep``) until none is left."""
@@ -203,16 +361,67 @@ class PidsCgroup:
             time.sleep(0.01)
 
     def remove(self) -> None:
-        """Kill what is left and delete the cgroup directory."""
+        """Kill what is left and delete the cgroup's directories (the OOM count is kept)."""
         self.kill_all()
-        for _ in range(100):
-            try:
-                self.path.rmdir()
-                return
-            except FileNotFoundError:
-                return
-            except OSError:
-                time.sleep(0.02)
+        self.oom_kills()
+        for path in dict.fromkeys(self.paths.values()):
+            remove_cgroup_dir(path)
+
+
+def read_oom_kills(memory_dir: Path) -> int | None:
+    """The ``oom_kill`` count of a memory cgroup directory (v2 ``memory.events``, v1
+    ``memory.oom_control``), None when it cannot be read."""
+    for name in ("memory.events", "memory.oom_control"):
+        with contextlib.suppress(OSError, ValueError):
+            for line in (memory_dir / name).read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+    return None
+
+
+def remove_cgroup_dir(path: Path) -> None:
+    """Delete an (emptied) cgroup directory, retrying while the kernel still reaps members."""
+    for _ in range(100):
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.02)
+
+
+def _v1_dir(controller: str, name: str) -> Path | None:
+    """A new ``rebench_gym/NAME`` directory in the v1 hierarchy of ``controller`` (or None)."""
+    root = _V1_ROOT / controller
+    if not (root / "cgroup.procs").exists():
+        return None
+    parent = root / "rebench_gym"
+    _sweep_stale(parent)
+    try:
+        if not parent.exists():
+            parent.mkdir()
+            if controller == "cpuset":  # a v1 cpuset starts empty: inherit the root's
+                for file in ("cpuset.cpus", "cpuset.mems"):
+                    (parent / file).write_text((root / file).read_text().strip())
+        path = parent / name
+        path.mkdir()
+    except OSError:
+        return None
+    return path
+
+
+def _swap_total() -> int:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("SwapTotal:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _cpu_list(cpus: tuple[int, ...]) -> str:
+    return ",".join(map(str, cpus))
 
 
 def threads(pid: int) -> list[int]:
@@ -223,7 +432,7 @@ def threads(pid: int) -> list[int]:
         return []
 
 
-def spawned_pids(proc_pid: int, cgroup: PidsCgroup | None) -> list[int]:
+def spawned_pids(proc_pid: int, cgroup: Cgroup | None) -> list[int]:
     """Every process of a spawned sandbox: its cgroup's members, else its process tree."""
     if cgroup is not None:
         return cgroup.pids()

@@ -35,7 +35,10 @@ from rebench_gym.tasks.base import Task
 ProgressFn = Callable[[str], None]
 
 #: the fields of a ScaleSpec an override may replace directly (everything else is a param)
-_SPEC_FIELDS = ("hardware", "time_budget_s", "score_timeout_s", "anchors")
+#: the most memory and workspace disk (GiB) a rehearsal's sandbox gets (full scale declares the
+#: paper's 100-400 GB, which this machine does not have)
+REHEARSAL_LIMITS = {"memory_gb": 12.0, "disk_gb": 20.0}
+_SPEC_FIELDS = ("resources", "time_budget_s", "score_timeout_s", "anchors")
 
 
 class RehearsalError(ReBenchError, RuntimeError):
@@ -95,14 +98,18 @@ def derive_task(task: Task, changes: dict[str, Any]) -> Task:
     """``task`` with its full-scale spec changed by ``changes`` (the rehearsal's overrides).
 
     Uses ``Task.with_params`` where the task class has it; otherwise copies the task and
-    replaces its full :class:`~rebench_gym.tasks.base.ScaleSpec`. The hardware's GPU count is
-    always 0: a rehearsal runs on CPU.
+    replaces its full :class:`~rebench_gym.tasks.base.ScaleSpec`. A rehearsal runs on CPU, on
+    this machine: no GPU, and memory and disk within :data:`REHEARSAL_LIMITS`.
     """
     changes = dict(changes)
     spec = task.spec.scale("full")
-    hardware = dict(changes.pop("hardware", spec.hardware))
-    hardware["gpus"] = int(changes.pop("gpus", 0))
-    changes["hardware"] = hardware
+    resources = dataclasses.replace(
+        spec.resources,
+        gpus=int(changes.pop("gpus", 0)),
+        memory_gb=min(spec.resources.memory_gb, REHEARSAL_LIMITS["memory_gb"]),
+        disk_gb=min(spec.resources.disk_gb, REHEARSAL_LIMITS["disk_gb"]),
+    )
+    changes["resources"] = resources
     with_params = getattr(task, "with_params", None)
     if callable(with_params):
         derived = with_params("full", **changes)

@@ -22,6 +22,8 @@ def format_exec(result: ExecResult, limit: int) -> str:
         status = f"[exit code {result.exit_code}]"
     if result.omitted_bytes:
         status += f" [{result.output_bytes} bytes of output, {result.omitted_bytes} omitted]"
+    if result.killed_by:
+        status += f" [killed: {result.killed_by}]"
     if result.note:
         status += f" [note: {result.note}]"
     if text and not text.endswith("\n"):

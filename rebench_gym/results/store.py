@@ -81,6 +81,7 @@ CREATE TABLE IF NOT EXISTS episodes (
     budgets_json TEXT NOT NULL,
     seed INTEGER,
     anchors_json TEXT,
+    resources_json TEXT,
     host TEXT NOT NULL,
     pid INTEGER NOT NULL,
     started_at REAL NOT NULL,
@@ -259,6 +260,8 @@ class EpisodeRecord:
     budgets: dict[str, Any]
     seed: int | None
     anchors: dict[str, Any] | None
+    #: the resources the episode's sandbox had and how each was enforced (``info["resources"]``)
+    resources: dict[str, Any] | None
     started_at: float
     finished_at: float | None
     normalized_score: float | None
@@ -312,6 +315,7 @@ class RunStore:
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.executescript(_SCHEMA)
+            self._add_missing_columns()
             with self._tx() as c:
                 c.execute(
                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
@@ -326,6 +330,16 @@ class RunStore:
                 f"{self.path} has schema version {row['value']}, this rebench_gym reads "
                 f"{SCHEMA_VERSION}; use another --db file"
             )
+
+    #: columns added to schema version 1 since it was first written (nullable, so older stores
+    #: are brought up to date in place and older readers ignore them)
+    _ADDED_COLUMNS = (("episodes", "resources_json", "TEXT"),)
+
+    def _add_missing_columns(self) -> None:
+        for table, column, kind in self._ADDED_COLUMNS:
+            have = {r["name"] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     # ----- plumbing --------------------------------------------------------------------------
     def __enter__(self) -> RunStore:
@@ -534,12 +548,22 @@ class RunStore:
             )
             return int(cur.lastrowid or 0)
 
-    def set_anchors(self, episode_id: int, anchors: dict[str, Any] | None) -> None:
-        """Record the anchors the episode's env resolved (its ``info["anchors"]``)."""
+    def set_anchors(
+        self,
+        episode_id: int,
+        anchors: dict[str, Any] | None,
+        resources: dict[str, Any] | None = None,
+    ) -> None:
+        """Record the anchors the episode's env resolved and the resources its sandbox had
+        (its ``info["anchors"]`` and ``info["resources"]`` at reset)."""
+
+        def as_json(value: dict[str, Any] | None) -> str | None:
+            return None if value is None else json.dumps(value, sort_keys=True)
+
         with self._tx() as c:
             c.execute(
-                "UPDATE episodes SET anchors_json = ? WHERE episode_id = ?",
-                (None if anchors is None else json.dumps(anchors, sort_keys=True), episode_id),
+                "UPDATE episodes SET anchors_json = ?, resources_json = ? WHERE episode_id = ?",
+                (as_json(anchors), as_json(resources), episode_id),
             )
 
     def add_score_rows(
@@ -704,6 +728,7 @@ def _record(r: sqlite3.Row, score_rows: tuple[ScoreRowRecord, ...]) -> EpisodeRe
         budgets=json.loads(r["budgets_json"]),
         seed=r["seed"],
         anchors=None if r["anchors_json"] is None else json.loads(r["anchors_json"]),
+        resources=None if r["resources_json"] is None else json.loads(r["resources_json"]),
         started_at=float(r["started_at"]),
         finished_at=r["finished_at"],
         normalized_score=r["normalized_score"],
@@ -724,9 +749,9 @@ class StoreRecorder(gym.Wrapper[Any, Any, Any, Any]):
     """Copies an episode's anchors and score log rows into a :class:`RunStore` as they happen.
 
     Wrap the env (outermost, over any budget wrappers) before :func:`rebench_gym.rollout`. On
-    ``reset`` it stores ``info["anchors"]``; after every ``step`` it stores the score log rows
-    added since the last step (read from the unwrapped env, so hidden-score runs keep their
-    real numbers in the store while the agent sees validity only).
+    ``reset`` it stores ``info["anchors"]`` and ``info["resources"]``; after every ``step`` it
+    stores the score log rows added since the last step (read from the unwrapped env, so
+    hidden-score runs keep their real numbers in the store while the agent sees validity only).
 
     Args:
         env: The env to record.
@@ -746,7 +771,12 @@ class StoreRecorder(gym.Wrapper[Any, Any, Any, Any]):
         obs, info = self.env.reset(seed=seed, options=options)
         self._stored = 0
         anchors = info.get("anchors")
-        self.store.set_anchors(self.episode_id, anchors if isinstance(anchors, dict) else None)
+        resources = info.get("resources")
+        self.store.set_anchors(
+            self.episode_id,
+            anchors if isinstance(anchors, dict) else None,
+            resources if isinstance(resources, dict) else None,
+        )
         return obs, info
 
     def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from rebench_gym.errors import SandboxUnavailableError, UsageError
 from rebench_gym.sandbox.base import Bind, ExecResult, Sandbox, close_all_sandboxes
+from rebench_gym.sandbox.resources import Resources, split_options
 
 PROVIDERS = ("local", "bwrap", "docker")
 
@@ -43,7 +44,7 @@ def make_sandbox(
     max_pids: int = 4096,
     image: str | None = None,
     image_variant: str = "mini",
-    hardware: Mapping[str, Any] | None = None,
+    resources: Resources | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> Sandbox:
     """Create the sandbox provider ``name`` over ``workspace``.
@@ -58,25 +59,37 @@ def make_sandbox(
         image: docker: the name of the image to run (``rebench-gym/<image>``, built by
             :func:`~rebench_gym.sandbox.docker_images.build_image`; a task's name).
         image_variant: docker: which build of ``image`` (``"mini"`` or ``"full"``).
-        hardware: what the episode may use (``gpus``, ``cpus``, ``memory_gb``); docker turns it
-            into container limits.
-        options: provider options; bwrap: ``uid`` (the agent's host uid when the driver is
-            root, default 65534), ``tmp_gb``, ``var_tmp_gb``, ``shm_gb`` (scratch sizes);
-            docker: ``image`` (tag; default: the newest build of ``image``/``image_variant``),
-            ``network`` (bool, default False), ``gpus`` (count, ``"all"`` or device ids;
-            default ``hardware['gpus']``), ``cpus`` and ``memory_gb`` (default from
-            ``hardware``).
+        resources: what the episode may use (a task's ``resources`` at a scale), enforced as
+            :mod:`rebench_gym.sandbox.resources` says; None: no memory, CPU or disk limit.
+        options: provider options. Every provider: ``cpus``, ``memory_gb``, ``disk_gb``,
+            ``gpus`` (a count or device ids to pin) and ``resource_scale`` override
+            ``resources``. bwrap: ``uid`` (the agent's host uid when the driver is root,
+            default 65534), ``tmp_gb``, ``var_tmp_gb``, ``shm_gb`` (scratch sizes, capped by the
+            memory limit); docker: ``image`` (tag; default: the newest build of
+            ``image``/``image_variant``), ``network`` (bool, default False).
 
     Raises:
         UsageError: ``name`` is not a provider.
         SandboxUnavailableError: the provider cannot run here (the message says what to install).
     """
+    if name not in PROVIDERS:
+        raise UsageError(f"unknown sandbox {name!r}; choose one of {', '.join(PROVIDERS)}")
+    wanted, own = split_options(options)
+    if wanted:
+        if resources is None:
+            raise UsageError(
+                f"sandbox options {', '.join(wanted)} change a task's declared resources; "
+                "this sandbox has none"
+            )
+        resources = resources.with_options(wanted)
     if name == "local":
         from rebench_gym.sandbox.local import LocalSandbox
 
-        if options:
-            raise UsageError(f"sandbox 'local' takes no options (got {', '.join(options)})")
-        return LocalSandbox(workspace, max_output_bytes=max_output_bytes, max_pids=max_pids)
+        if own:
+            raise UsageError(f"sandbox 'local' takes only resource options (got {', '.join(own)})")
+        return LocalSandbox(
+            workspace, max_output_bytes=max_output_bytes, max_pids=max_pids, resources=resources
+        )
     if name == "bwrap":
         from rebench_gym.sandbox.bwrap import BwrapSandbox
 
@@ -85,23 +98,20 @@ def make_sandbox(
             max_output_bytes=max_output_bytes,
             hidden=hidden,
             max_pids=max_pids,
-            options=options,
+            options=own,
+            resources=resources,
         )
-    if name == "docker":
-        from rebench_gym.sandbox.docker_provider import make_docker_sandbox
+    from rebench_gym.sandbox.docker_provider import make_docker_sandbox
 
-        return make_docker_sandbox(
-            workspace,
-            image=image,
-            image_variant=image_variant,
-            hardware=dict(hardware or {}),
-            options=dict(options or {}),
-            max_output_bytes=max_output_bytes,
-            max_pids=max_pids,
-        )
-    if options:
-        raise UsageError(f"sandbox {name!r} takes no options (got {', '.join(options)})")
-    raise UsageError(f"unknown sandbox {name!r}; choose one of {', '.join(PROVIDERS)}")
+    return make_docker_sandbox(
+        workspace,
+        image=image,
+        image_variant=image_variant,
+        resources=resources,
+        options=own,
+        max_output_bytes=max_output_bytes,
+        max_pids=max_pids,
+    )
 
 
 def docker_session_id() -> str:
@@ -133,6 +143,7 @@ __all__ = [
     "PROVIDERS",
     "Bind",
     "ExecResult",
+    "Resources",
     "Sandbox",
     "default_sandbox_name",
     "docker_session_id",

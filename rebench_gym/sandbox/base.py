@@ -13,13 +13,15 @@ import errno
 import os
 import stat
 import subprocess
+import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from rebench_gym.errors import ActionError
+from rebench_gym.errors import ActionError, SandboxUnavailableError
+from rebench_gym.sandbox.resources import Enforcement, Resources, WorkspaceDisk
 
 _LIVE: weakref.WeakSet[Sandbox] = weakref.WeakSet()
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
@@ -38,6 +40,8 @@ class ExecResult:
         omitted_bytes: how many of those are not in ``output``.
         shell_restarted: the persistent shell had to be started again (cwd and variables reset).
         note: extra explanation for the agent (e.g. why the shell was restarted).
+        killed_by: the resource limit that killed one of its processes (e.g. ``out of memory,
+            limit 4 GiB``), "" when none did.
     """
 
     output: str
@@ -48,6 +52,7 @@ class ExecResult:
     omitted_bytes: int = 0
     shell_restarted: bool = False
     note: str = ""
+    killed_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,10 +79,26 @@ class Sandbox(abc.ABC):
     #: False for ``docker`` (pipes cannot cross into a container): use named FIFOs there
     passes_fds: bool = True
 
-    def __init__(self, workspace: Path, *, max_output_bytes: int = 64_000) -> None:
+    def __init__(
+        self,
+        workspace: Path,
+        *,
+        max_output_bytes: int = 64_000,
+        resources: Resources | None = None,
+    ) -> None:
         self.workspace = Path(workspace).resolve()
         self.max_output_bytes = max_output_bytes
         self.closed = False
+        #: what the sandbox may use (None: no limits but the provider's defaults)
+        self.resources = resources
+        #: how each limit is enforced here, and which cannot be (see :mod:`.resources`)
+        self.enforcement = Enforcement(resources)
+        self._disk: WorkspaceDisk | None = None
+        self._watch_disk_at = 0.0
+        # the cgroups or containers of spawned runs, for their out-of-memory kill counts
+        self._spawned: list[Any] = []
+        if resources is not None:
+            self._limit_disk(resources)
         #: the host ``(uid, gid)`` the agent's processes run as when it differs from the driver's
         #: (a root driver never lends its uid): the workspace and what the driver writes into it
         #: are given to it. ``None``: the agent runs as the driver's own uid.
@@ -86,6 +107,51 @@ class Sandbox(abc.ABC):
         # never while one could swap paths for symlinks under the walk
         self._chown_pending = True
         _LIVE.add(self)
+
+    def _limit_disk(self, resources: Resources) -> None:
+        """Give the (empty) workspace a filesystem of ``resources.disk_gb``, where possible;
+        else watch its size while commands run (:meth:`disk_watchdog`)."""
+        try:
+            self._disk = WorkspaceDisk.mount(self.workspace, resources.disk_bytes)
+        except SandboxUnavailableError as e:
+            self.enforcement.unenforced["disk"] = (
+                f"{e}; a watchdog stops a command once the workspace holds more than "
+                f"{resources.disk_gb:g} GiB (it cannot stop background writers between commands)"
+            )
+            self._watch_disk_at = 0.0
+            return
+        self.enforcement.enforced["disk"] = (
+            f"ext4 filesystem of {resources.disk_gb:g} GiB on a loop device"
+        )
+
+    def disk_watchdog(self) -> Callable[[], str] | None:
+        """For :meth:`PersistentShell.run`: where the workspace has no filesystem of its own
+        size, a check (at most once a second) that says why to stop a command once the
+        workspace holds more than ``disk_gb``; None where the filesystem enforces it."""
+        if self._disk is not None or self.resources is None:
+            return None
+        limit = self.resources.disk_bytes
+
+        def check() -> str:
+            now = time.monotonic()
+            if now - self._watch_disk_at < 1.0:
+                return ""
+            self._watch_disk_at = now
+            if tree_bytes(self.workspace, stop_above=limit) <= limit:
+                return ""
+            return f"the workspace holds more than its disk limit of {limit / 1024**3:.3g} GiB"
+
+        return check
+
+    def spawn_oom_kills(self) -> int:
+        """How many processes of :meth:`spawn`'s runs were killed for memory so far."""
+        return sum(int(g.oom_kills()) for g in self._spawned)
+
+    def oom_message(self, limit_bytes: int | None) -> str:
+        """What :attr:`ExecResult.killed_by` says for an out-of-memory kill under a limit."""
+        if limit_bytes is None:
+            return "out of memory"
+        return f"out of memory, limit {limit_bytes / 1024**3:.3g} GiB"
 
     # ----- paths -----------------------------------------------------------------------------
     @property
@@ -296,11 +362,20 @@ class Sandbox(abc.ABC):
         self.start()
 
     def close(self) -> None:
-        """Kill everything; idempotent."""
+        """Kill everything and unmount the workspace's disk (its files go with it); idempotent."""
         if self.closed:
             return
         self.closed = True
-        self.kill_all()
+        try:
+            self.kill_all()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """What :meth:`close` does once every process is gone: unmount the workspace's disk."""
+        if self._disk is not None:
+            self._disk.unmount()
+            self._disk = None
         _LIVE.discard(self)
 
     def __del__(self) -> None:  # pragma: no cover - depends on the garbage collector
@@ -374,6 +449,24 @@ def _copy_file(dir_fd: int, name: str, target: Path, budget: list[int]) -> None:
                     raise _TooLarge
                 out.write(chunk)
         os.chmod(target, mode)
+
+
+def tree_bytes(root: Path, *, stop_above: int | None = None) -> int:
+    """Disk space the files below ``root`` take (allocated blocks; symlinks not followed),
+    counting stops once it passes ``stop_above``."""
+    total = 0
+    stack = [str(root)]
+    while stack:
+        with contextlib.suppress(OSError), os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    info = entry.stat(follow_symlinks=False)
+                    total += info.st_blocks * 512
+                    if stat.S_ISDIR(info.st_mode):
+                        stack.append(entry.path)
+                if stop_above is not None and total > stop_above:
+                    return total
+    return total
 
 
 def give_tree(root: Path, owner: tuple[int, int]) -> None:

@@ -41,7 +41,8 @@ from rebench_gym import procs
 from rebench_gym.errors import SandboxUnavailableError, UsageError
 from rebench_gym.sandbox import seccomp
 from rebench_gym.sandbox.base import Bind, lend_binds
-from rebench_gym.sandbox.local import HostShellSandbox, base_env, set_parent_death_signal
+from rebench_gym.sandbox.local import HostShellSandbox, base_env
+from rebench_gym.sandbox.resources import TMP_SHARE_OF_MEMORY, Resources, nvidia_device_nodes
 
 WORKSPACE_INSIDE = "/home/agent"
 #: host uid and gid of the agent's processes when the driver runs as root (``nobody``)
@@ -222,6 +223,7 @@ class BwrapSandbox(HostShellSandbox):
         max_pids: int = 4096,
         hidden: Sequence[Path] = (),
         options: Mapping[str, object] | None = None,
+        resources: Resources | None = None,
     ) -> None:
         opts = dict(options or {})
         unknown = sorted(set(opts) - set(OPTIONS))
@@ -243,12 +245,23 @@ class BwrapSandbox(HostShellSandbox):
                 ("/dev/shm", "shm_gb"),
             )
         }
+        if resources is not None:
+            # RAM-backed: their pages count against the memory limit, so they get a share of it
+            # and a full /tmp is "No space left on device", not an out-of-memory kill
+            for path, share in TMP_SHARE_OF_MEMORY.items():
+                self.tmp_bytes[path] = min(
+                    self.tmp_bytes[path], int(resources.memory_bytes * share)
+                )
         self._seccomp_fd = seccomp.filter_fd()
         super().__init__(
             workspace,
             max_output_bytes=max_output_bytes,
             max_pids=max_pids,
             owner=(uid, uid) if self.privileged else None,
+            resources=resources,
+        )
+        self.enforcement.enforced["tmp"] = "private tmpfs: " + ", ".join(
+            f"{path} {size / 2**30:.3g} GiB" for path, size in self.tmp_bytes.items()
         )
 
     @property
@@ -268,6 +281,8 @@ class BwrapSandbox(HostShellSandbox):
         cmd = [self._bwrap, *namespace_args(self.privileged)]
         system, dirs = system_args(self.hidden, self.tmp_bytes)
         cmd += system
+        for node in nvidia_device_nodes(self.gpus or []):
+            cmd += ["--dev-bind", node, node]
         for b in binds:
             cmd += dirs.parents(b.inside)
             cmd += ["--bind" if b.writable else "--ro-bind", str(b.host), b.inside]
@@ -285,7 +300,7 @@ class BwrapSandbox(HostShellSandbox):
             ["bash", "--noprofile", "--norc"],
             [Bind(self.workspace, WORKSPACE_INSIDE, writable=True)],
             WORKSPACE_INSIDE,
-            base_env(WORKSPACE_INSIDE, self.marker),
+            base_env(WORKSPACE_INSIDE, self.marker, self.gpus),
             self._seccomp_fd,
         )
         return argv, _outer_env(), None
@@ -321,19 +336,12 @@ class BwrapSandbox(HostShellSandbox):
         stdout: int | None = None,
         max_pids: int = 256,
     ) -> subprocess.Popen[bytes]:
-        cgroup = procs.PidsCgroup.create(max_pids)
-        full_env = base_env(cwd, self.marker)
+        full_env = base_env(cwd, self.marker, self.gpus)
         full_env.update(env)
         lend_binds(binds, self.owner)
         filter_fd = seccomp.filter_fd()
         cmd = self._command(argv, binds, cwd, full_env, filter_fd)
-
-        def preexec() -> None:
-            set_parent_death_signal()
-            if cgroup is not None:
-                with contextlib.suppress(OSError):
-                    cgroup.join_current_process()
-
+        cgroup, preexec = self.spawn_cgroup(max_pids)
         try:
             proc = subprocess.Popen(
                 cmd,

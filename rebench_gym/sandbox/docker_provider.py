@@ -40,6 +40,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,17 @@ from rebench_gym.errors import SandboxError, SandboxUnavailableError, UsageError
 from rebench_gym.sandbox.base import Bind, ExecResult, Sandbox, lend_binds
 from rebench_gym.sandbox.docker_images import LABEL, docker_client
 from rebench_gym.sandbox.local import set_parent_death_signal
+from rebench_gym.sandbox.resources import (
+    GIB,
+    RESOURCE_OPTIONS,
+    TMP_SHARE_OF_MEMORY,
+    Resources,
+    capped_cpus,
+    nvidia_gpus,
+    pick_gpus,
+    score_cpuset,
+    visible_devices,
+)
 from rebench_gym.sandbox.shell import PersistentShell
 
 WORKSPACE_INSIDE = "/home/agent"
@@ -172,27 +184,17 @@ def _docker_cli() -> str:
     return path
 
 
-def device_requests(gpus: int | Sequence[str] | str | None) -> list[Any]:
-    """docker-py device requests for ``gpus``: a count, ``"all"``, or device ids/UUIDs."""
+def device_requests(uuids: Sequence[str]) -> list[Any]:
+    """docker-py device requests pinning exactly the GPUs ``uuids`` (none for an empty list)."""
     from docker.types import DeviceRequest
 
-    if gpus is None or gpus == 0:
+    if not uuids:
         return []
-    if gpus == "all":
-        return [DeviceRequest(driver="nvidia", count=-1, capabilities=[["gpu"]])]
-    if isinstance(gpus, int):
-        return [DeviceRequest(driver="nvidia", count=gpus, capabilities=[["gpu"]])]
-    ids = [gpus] if isinstance(gpus, str) else [str(g) for g in gpus]
-    return [DeviceRequest(driver="nvidia", device_ids=ids, capabilities=[["gpu"]])]
+    return [DeviceRequest(driver="nvidia", device_ids=list(uuids), capabilities=[["gpu"]])]
 
 
-def _gpus_cli(gpus: int | Sequence[str] | str | None) -> list[str]:
-    if gpus is None or gpus == 0:
-        return []
-    if gpus == "all" or isinstance(gpus, int):
-        return ["--gpus", str(gpus)]
-    ids = [gpus] if isinstance(gpus, str) else list(gpus)
-    return ["--gpus", f'"device={",".join(ids)}"']
+def _gpus_cli(uuids: Sequence[str]) -> list[str]:
+    return ["--gpus", f'"device={",".join(uuids)}"'] if uuids else []
 
 
 class _DockerShell(PersistentShell):
@@ -233,9 +235,8 @@ class DockerSandbox(Sandbox):
         image: the task image (see :func:`~rebench_gym.sandbox.docker_images.build_image`).
         max_output_bytes: output kept per command.
         max_pids: pids limit of the container.
-        cpus: CPU limit (``None``: no limit).
-        memory: memory limit in bytes (``None``: no limit).
-        gpus: a count, ``"all"``, or device ids; ``None``/0: no GPU.
+        resources: CPU, memory (swap and the tmpfs scratch directories included), disk (the
+            workspace's filesystem) and GPU limits (pinned by UUID); None: none.
         network: give the container a network (default: none at all).
     """
 
@@ -250,9 +251,7 @@ class DockerSandbox(Sandbox):
         image: str,
         max_output_bytes: int = 64_000,
         max_pids: int = 4096,
-        cpus: float | None = None,
-        memory: int | None = None,
-        gpus: int | Sequence[str] | str | None = None,
+        resources: Resources | None = None,
         network: bool = False,
     ) -> None:
         self._cli = _docker_cli()
@@ -266,12 +265,39 @@ class DockerSandbox(Sandbox):
                 f"Docker image {image!r} is not built; build it with `rebench image build ID "
                 "--scale SCALE`"
             ) from None
-        super().__init__(workspace, max_output_bytes=max_output_bytes)
+        super().__init__(workspace, max_output_bytes=max_output_bytes, resources=resources)
         self.image = image
         self.max_pids = max_pids
-        self.cpus = cpus
-        self.memory = memory
-        self.gpus = gpus
+        self.cpus: float | None = None
+        self.memory: int | None = None
+        self.gpu_uuids: list[str] = []
+        # RAM-backed scratch directories (inside the memory limit); the root filesystem is
+        # read-only, so nothing outside the workspace can fill the host's disk
+        self.tmpfs = {"/tmp": 2 * GIB, "/var/tmp": GIB // 4, "/dev/shm": GIB}
+        enf = self.enforcement
+        enf.enforced["pids"] = f"Docker --pids-limit {max_pids}"
+        if resources is not None:
+            self.cpus = capped_cpus(resources.cpus, enf)
+            self.memory = resources.memory_bytes
+            host = _host_memory()
+            if host is not None and self.memory > host:
+                enf.unenforced["memory_available"] = (
+                    f"{resources.memory_gb:g} GiB declared, the machine has {host / GIB:.1f} GiB"
+                )
+                self.memory = host
+            for path, share in TMP_SHARE_OF_MEMORY.items():
+                self.tmpfs[path] = min(self.tmpfs[path], int(self.memory * share))
+            enf.enforced["memory"] = "Docker --memory, swap included (--memory-swap)"
+            enf.enforced["cpus"] = f"Docker --cpus {self.cpus:g}"
+            gpus, missing = pick_gpus(resources, nvidia_gpus(), visible_devices())
+            self.gpu_uuids = [g.uuid for g in gpus]
+            if missing:
+                enf.unenforced["gpus"] = missing
+            if gpus:
+                enf.enforced["gpus"] = "Docker device request by UUID"
+        enf.enforced["tmp"] = "read-only root filesystem; tmpfs " + ", ".join(
+            f"{path} {size / GIB:.3g} GiB" for path, size in self.tmpfs.items()
+        )
         self.network = network
         self.episode_id = uuid.uuid4().hex[:12]
         self.uid = AGENT_UID if os.geteuid() == 0 else os.getuid()
@@ -280,7 +306,16 @@ class DockerSandbox(Sandbox):
         self.container: Any = None
         self._workspace_ino: int | None = None
         self._procs_file: Path | None = None
+        self._memory_dir: Path | None = None
         self.shell: _DockerShell | None = None
+
+    def _tmpfs_options(self) -> dict[str, str]:
+        """``/tmp`` and ``/var/tmp`` as Docker tmpfs mounts (``/dev/shm`` is ``shm_size``)."""
+        return {
+            path: f"rw,nosuid,nodev,size={size},mode=1777"
+            for path, size in self.tmpfs.items()
+            if path != "/dev/shm"
+        }
 
     # ----- container -----------------------------------------------------------------------
     @property
@@ -314,9 +349,10 @@ class DockerSandbox(Sandbox):
         if self.memory:
             kwargs["mem_limit"] = int(self.memory)
             kwargs["memswap_limit"] = int(self.memory)
-        requests = device_requests(self.gpus)
+        requests = device_requests(self.gpu_uuids)
         if requests:
             kwargs["device_requests"] = requests
+
         try:
             self.container = self.client.containers.run(
                 self.image,
@@ -333,6 +369,9 @@ class DockerSandbox(Sandbox):
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 volumes={str(self.workspace): {"bind": WORKSPACE_INSIDE, "mode": "rw"}},
+                read_only=True,
+                tmpfs=self._tmpfs_options(),
+                shm_size=self.tmpfs["/dev/shm"],
                 working_dir=WORKSPACE_INSIDE,
                 environment={"HOME": WORKSPACE_INSIDE},
                 **kwargs,
@@ -345,6 +384,7 @@ class DockerSandbox(Sandbox):
     def _remove_container(self) -> None:
         container, self.container = self.container, None
         self._procs_file = None
+        self._memory_dir = None
         if container is not None:
             with contextlib.suppress(Exception):
                 container.remove(force=True)
@@ -441,12 +481,25 @@ class DockerSandbox(Sandbox):
         except RuntimeError as e:
             raise SandboxError(f"the shell in container {self.container.name} failed: {e}") from e
 
+    def _oom_kills(self) -> int | None:
+        """OOM kills in the agent's container so far, from its memory cgroup (None: unknown)."""
+        if self.container is None or not self.memory:
+            return None
+        if self._memory_dir is None:
+            self._memory_dir = container_cgroup_dir(self.client, self.container.id, "memory")
+        return procs.read_oom_kills(self._memory_dir) if self._memory_dir else None
+
     def exec(self, command: str, timeout: float) -> ExecResult:
         # No engine round trip here: if the container dies, the exec'd shell ends with it.
         if self.shell is None or not self.shell.alive():
             self.start()
         assert self.shell is not None
-        return self.shell.run(command, timeout)
+        before = self._oom_kills()
+        result = self.shell.run(command, timeout, self.disk_watchdog())
+        after = self._oom_kills()
+        if before is not None and after is not None and after > before:
+            return replace(result, killed_by=self.oom_message(self.memory))
+        return result
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
@@ -480,7 +533,7 @@ class DockerSandbox(Sandbox):
                 PersistentShell.stop(self.shell)
         finally:
             self._remove_container()
-            super().close()
+            self._release()
 
     def spawn(
         self,
@@ -506,7 +559,11 @@ class DockerSandbox(Sandbox):
         _ensure_reaper()
         name = f"rebench-score-{uuid.uuid4().hex[:12]}"
         labels = {**self.labels(), f"{LABEL}.role": "score"}
-        cmd = [self._cli, "run", "--rm", "--name", name, "--init", "--network", "none"]
+        # not --rm: the container is inspected (was anything killed for memory?) then removed
+        cmd = [self._cli, "run", "--name", name, "--init", "--network", "none", "--read-only"]
+        for path, spec in self._tmpfs_options().items():
+            cmd += ["--tmpfs", f"{path}:{spec}"]
+        cmd += ["--shm-size", str(self.tmpfs["/dev/shm"])]
         for k, v in labels.items():
             cmd += ["--label", f"{k}={v}"]
         # the solution runs as the agent's uid, never as root (its copies are lent to it)
@@ -514,11 +571,12 @@ class DockerSandbox(Sandbox):
         cmd += ["--user", f"{self.uid}:{self.gid}", "--cap-drop", "ALL"]
         cmd += ["--security-opt", "no-new-privileges", "--pids-limit", str(max_pids)]
         cmd += ["--hostname", "rebench-score", "-w", cwd]
-        if self.cpus:
-            cmd += ["--cpus", str(self.cpus)]
+        if self.resources is not None:  # a CPU set of its own (the agent is frozen meanwhile)
+            cpuset = score_cpuset(self.resources.cpus)
+            cmd += ["--cpuset-cpus", ",".join(map(str, cpuset))]
         if self.memory:
             cmd += ["--memory", str(int(self.memory)), "--memory-swap", str(int(self.memory))]
-        cmd += _gpus_cli(self.gpus)
+        cmd += _gpus_cli(self.gpu_uuids)
         full_env = {"HOME": "/tmp", "PATH": _PATH, "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
         full_env.update(env)
         for k, v in full_env.items():
@@ -538,12 +596,15 @@ class DockerSandbox(Sandbox):
             preexec_fn=set_parent_death_signal,
             start_new_session=True,
         )
-        proc.rebench_cgroup = ScoringContainer(self.client, name)  # type: ignore[attr-defined]
+        container = ScoringContainer(self.client, name)
+        self._spawned.append(container)
+        proc.rebench_cgroup = container  # type: ignore[attr-defined]
         return proc
 
 
-def cgroup_procs_file(client: Any, container: str) -> Path | None:
-    """The host's ``cgroup.procs`` file of ``container`` (None if the engine is elsewhere)."""
+def container_cgroup_dir(client: Any, container: str, controller: str) -> Path | None:
+    """The host's cgroup directory of ``container`` for ``controller`` (v1), or its single v2
+    directory; None when the engine runs elsewhere."""
     try:
         pid = int(client.containers.get(container).attrs["State"]["Pid"])
         lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
@@ -551,15 +612,21 @@ def cgroup_procs_file(client: Any, container: str) -> Path | None:
         return None
     for line in lines:
         _, controllers, path = line.split(":", 2)
-        if "pids" in controllers.split(","):
-            candidate = Path("/sys/fs/cgroup/pids") / path.lstrip("/") / "cgroup.procs"
+        if controller in controllers.split(","):
+            candidate = Path("/sys/fs/cgroup") / controller / path.lstrip("/")
         elif controllers == "":
-            candidate = Path("/sys/fs/cgroup") / path.lstrip("/") / "cgroup.procs"
+            candidate = Path("/sys/fs/cgroup") / path.lstrip("/")
         else:
             continue
-        if candidate.exists():
+        if (candidate / "cgroup.procs").exists():
             return candidate
     return None
+
+
+def cgroup_procs_file(client: Any, container: str) -> Path | None:
+    """The host's ``cgroup.procs`` file of ``container`` (None if the engine is elsewhere)."""
+    found = container_cgroup_dir(client, container, "pids")
+    return found / "cgroup.procs" if found is not None else None
 
 
 def _read_pids(procs_file: Path) -> list[int]:
@@ -581,6 +648,7 @@ class ScoringContainer:
         self.client = client
         self.name = name
         self._procs_file: Path | None = None
+        self._oom_killed = False
 
     def pids(self) -> list[int]:
         """Host pids of every process in the container (empty if it cannot be seen)."""
@@ -588,13 +656,20 @@ class ScoringContainer:
             self._procs_file = cgroup_procs_file(self.client, self.name)
         return _read_pids(self._procs_file) if self._procs_file is not None else []
 
+    def oom_kills(self) -> int:
+        """1 when the engine reported a process of the container killed for memory, else 0."""
+        return int(self._oom_killed)
+
     def remove(self) -> None:
-        """Remove the container (killing what runs in it); idempotent."""
+        """Note whether anything in it was killed for memory, then remove the container
+        (killing what runs in it); idempotent."""
         with contextlib.suppress(Exception):
-            self.client.containers.get(self.name).remove(force=True)
+            container = self.client.containers.get(self.name)
+            self._oom_killed = self._oom_killed or bool(container.attrs["State"]["OOMKilled"])
+            container.remove(force=True)
 
 
-_OPTIONS = frozenset({"image", "network", "gpus", "cpus", "memory_gb", "base_image"})
+_OPTIONS = frozenset({"image", "network", "base_image"})
 
 
 def make_docker_sandbox(
@@ -602,13 +677,13 @@ def make_docker_sandbox(
     *,
     image: str | None,
     image_variant: str,
-    hardware: dict[str, Any],
+    resources: Resources | None,
     options: dict[str, Any],
     max_output_bytes: int = 64_000,
     max_pids: int = 4096,
 ) -> DockerSandbox:
-    """A :class:`DockerSandbox` running ``image``'s ``image_variant`` build, limits from
-    ``hardware`` (``gpus``, ``cpus``, ``memory_gb``) unless ``options`` override them.
+    """A :class:`DockerSandbox` running ``image``'s ``image_variant`` build within
+    ``resources``.
 
     Raises:
         UsageError: an unknown option, or neither ``image`` nor ``options['image']`` given.
@@ -620,7 +695,8 @@ def make_docker_sandbox(
     unknown = set(options) - _OPTIONS
     if unknown:
         raise UsageError(
-            f"unknown docker sandbox options {sorted(unknown)}; known: {sorted(_OPTIONS)}"
+            f"unknown docker sandbox options {sorted(unknown)}; known: "
+            f"{sorted(_OPTIONS | set(RESOURCE_OPTIONS))}"
         )
     tag = options.get("image")
     if tag is None:
@@ -632,21 +708,12 @@ def make_docker_sandbox(
                 f"no Docker image is built for {image} (scale={image_variant!r}); build it "
                 f"with `rebench image build {image} --scale {image_variant}`"
             )
-    cpus = options.get("cpus", hardware.get("cpus"))
-    cpus = min(float(cpus), float(os.cpu_count() or 1)) if cpus else None
-    memory_gb = options.get("memory_gb", hardware.get("memory_gb"))
-    if memory_gb is None:
-        memory_gb = 4.0 * (cpus or 2)
-    memory = int(min(float(memory_gb) * 1024**3, _host_memory() or float("inf")))
-    gpus = options.get("gpus", hardware.get("gpus", 0))
     return DockerSandbox(
         workspace,
         image=str(tag),
         max_output_bytes=max_output_bytes,
         max_pids=max_pids,
-        cpus=cpus,
-        memory=memory,
-        gpus=gpus,
+        resources=resources,
         network=bool(options.get("network", False)),
     )
 

@@ -30,6 +30,15 @@ def scratch_dir(kind: str, parent: Path | None = None) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"rebench-{kind}-{os.getpid()}-", dir=parent))
 
 
+def remove_tree(path: Path) -> None:
+    """Remove a scratch directory, first unmounting anything mounted below it (a workspace's
+    disk left by a driver that was killed)."""
+    from rebench_gym.sandbox.resources import unmount_below
+
+    unmount_below(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def shm_scratch_dir(kind: str) -> Path:
     """Like :func:`scratch_dir`, in ``/dev/shm`` where it exists (RAM-backed)."""
     return scratch_dir(kind, SHM if SHM.is_dir() else None)
@@ -102,7 +111,7 @@ def remove_leftovers(
     for item in find_leftovers(roots):
         if older_than is not None and item.created >= older_than:
             continue
-        shutil.rmtree(item.path, ignore_errors=True)
+        remove_tree(item.path)
         if not item.path.exists():
             removed.append(item.path)
     return removed

@@ -15,10 +15,20 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from rebench_gym import procs
 from rebench_gym.sandbox.base import Bind, ExecResult, Sandbox
+from rebench_gym.sandbox.resources import (
+    Gpu,
+    Resources,
+    capped_cpus,
+    nvidia_gpus,
+    pick_gpus,
+    score_cpuset,
+    visible_devices,
+)
 from rebench_gym.sandbox.shell import PersistentShell
 
 _PR_SET_PDEATHSIG = 1
@@ -38,15 +48,21 @@ def python_bin_dir() -> str:
     return str(Path(sys.executable).parent)
 
 
-def base_env(home: str, marker: str) -> dict[str, str]:
-    """The environment every sandboxed process starts with."""
+def base_env(home: str, marker: str, gpus: Sequence[Gpu] | None = None) -> dict[str, str]:
+    """The environment every sandboxed process starts with.
+
+    ``gpus``: the devices the sandbox was given (``CUDA_VISIBLE_DEVICES`` lists their UUIDs; an
+    empty list hides every GPU); None passes the driver's own device variables through.
+    """
     key, _, value = marker.partition("=")
-    # A vector env or Ray gives each sub-env its own GPUs through CUDA_VISIBLE_DEVICES.
-    devices = {
-        name: os.environ[name]
-        for name in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
-        if name in os.environ
-    }
+    if gpus is None:
+        devices = {
+            name: os.environ[name]
+            for name in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
+            if name in os.environ
+        }
+    else:
+        devices = {"CUDA_VISIBLE_DEVICES": ",".join(g.uuid for g in gpus)}
     return devices | {
         "HOME": home,
         "PATH": f"{python_bin_dir()}:/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
@@ -65,9 +81,10 @@ def base_env(home: str, marker: str) -> dict[str, str]:
 class HostShellSandbox(Sandbox):
     """Shared machinery of the providers whose shell runs on this host (local, bwrap).
 
-    Every process carries an environment marker and, where the machine allows, sits in a pids
-    cgroup that bounds fork loops; :meth:`kill_all` kills by both and by process tree.
-    Subclasses give the shell's argv, environment and cwd.
+    Every process carries an environment marker and, where the machine allows, sits in a
+    cgroup that bounds fork loops, memory and CPU time (:class:`~rebench_gym.procs.Cgroup`);
+    :meth:`kill_all` kills by both and by process tree. Subclasses give the shell's argv,
+    environment and cwd.
     """
 
     def __init__(
@@ -77,12 +94,24 @@ class HostShellSandbox(Sandbox):
         max_output_bytes: int = 64_000,
         max_pids: int = 4096,
         owner: tuple[int, int] | None = None,
+        resources: Resources | None = None,
     ) -> None:
-        super().__init__(workspace, max_output_bytes=max_output_bytes)
+        super().__init__(workspace, max_output_bytes=max_output_bytes, resources=resources)
         self.owner = owner
         self.max_pids = max_pids
         self.marker = f"REBENCH_SANDBOX={uuid.uuid4().hex}"
-        self.cgroup = procs.PidsCgroup.create(max_pids)
+        self.gpus: list[Gpu] | None = None
+        limits = procs.CgroupLimits(max_pids)
+        if resources is not None:
+            cpus = capped_cpus(resources.cpus, self.enforcement)
+            limits = procs.CgroupLimits(max_pids, resources.memory_bytes, cpus)
+            self.gpus, missing = pick_gpus(resources, nvidia_gpus(), visible_devices())
+            if missing:
+                self.enforcement.unenforced["gpus"] = missing
+            if self.gpus:
+                self.enforcement.enforced["gpus"] = "pinned by UUID (CUDA_VISIBLE_DEVICES)"
+        self.cgroup = procs.Cgroup.create(limits)
+        self._record_cgroup(self.cgroup, ("pids", "memory", "cpus") if resources else ("pids",))
         argv, env, cwd = self._shell_command()
         self.shell = PersistentShell(
             argv,
@@ -104,6 +133,45 @@ class HostShellSandbox(Sandbox):
 
     _find_bash: Callable[[int], int | None] | None = None
 
+    def _record_cgroup(self, cgroup: procs.Cgroup | None, wanted: Sequence[str]) -> None:
+        """Note in :attr:`enforcement` what ``cgroup`` enforces of ``wanted``."""
+        for key in wanted:
+            if cgroup is None:
+                self.enforcement.unenforced[key] = (
+                    "no writable cgroup here (the driver is not root, or cgroups are not "
+                    "delegated to it)"
+                )
+            elif key in cgroup.applied:
+                self.enforcement.enforced[key] = cgroup.applied[key]
+            else:
+                self.enforcement.unenforced[key] = cgroup.missing.get(key, "not available")
+
+    def spawn_cgroup(self, max_pids: int) -> tuple[procs.Cgroup | None, Callable[[], None]]:
+        """A cgroup for a scored run (:meth:`spawn`) and the ``preexec_fn`` that joins it.
+
+        The run gets the sandbox's memory limit and a CPU set of its ``cpus`` cores (the
+        agent's processes are stopped while it runs); its OOM kills are counted by
+        :meth:`spawn_oom_kills`.
+        """
+        limits = procs.CgroupLimits(max_pids)
+        if self.resources is not None:
+            limits = procs.CgroupLimits(
+                max_pids,
+                memory_bytes=self.resources.memory_bytes,
+                cpuset=score_cpuset(self.resources.cpus),
+            )
+        cgroup = procs.Cgroup.create(limits)
+        if cgroup is not None:
+            self._spawned.append(cgroup)
+
+        def preexec() -> None:
+            set_parent_death_signal()
+            if cgroup is not None:
+                with contextlib.suppress(OSError):
+                    cgroup.join_current_process()
+
+        return cgroup, preexec
+
     def _preexec(self) -> None:
         set_parent_death_signal()
         if self.cgroup is not None:
@@ -117,7 +185,11 @@ class HostShellSandbox(Sandbox):
     def exec(self, command: str, timeout: float) -> ExecResult:
         if not self.shell.alive():
             self.shell.start()
-        return self.shell.run(command, timeout)
+        before = self.cgroup.oom_kills() if self.cgroup is not None else 0
+        result = self.shell.run(command, timeout, self.disk_watchdog())
+        if self.cgroup is not None and self.cgroup.oom_kills() > before:
+            return replace(result, killed_by=self.oom_message(self.cgroup.memory_limit))
+        return result
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
@@ -154,8 +226,22 @@ class LocalSandbox(HostShellSandbox):
     name = "local"
     isolates = False
 
+    def __init__(
+        self,
+        workspace: Path,
+        *,
+        max_output_bytes: int = 64_000,
+        max_pids: int = 4096,
+        resources: Resources | None = None,
+    ) -> None:
+        super().__init__(
+            workspace, max_output_bytes=max_output_bytes, max_pids=max_pids, resources=resources
+        )
+        if resources is not None:
+            self.enforcement.unenforced["tmp"] = "sandbox 'local' shares the host's /tmp"
+
     def _shell_command(self) -> tuple[list[str], dict[str, str], str | None]:
-        env = base_env(str(self.workspace), self.marker)
+        env = base_env(str(self.workspace), self.marker, self.gpus)
         return ["bash", "--noprofile", "--norc"], env, str(self.workspace)
 
     @property
@@ -180,9 +266,10 @@ class LocalSandbox(HostShellSandbox):
                     return str(bind.host) + text[len(bind.inside.rstrip("/")) :]
             return text
 
-        full_env = base_env(host(cwd), self.marker)
+        full_env = base_env(host(cwd), self.marker, self.gpus)
         full_env.update({k: host(v) for k, v in env.items()})
-        return subprocess.Popen(
+        cgroup, preexec = self.spawn_cgroup(max_pids)
+        proc = subprocess.Popen(
             [host(a) for a in argv],
             cwd=host(cwd),
             env=full_env,
@@ -190,6 +277,8 @@ class LocalSandbox(HostShellSandbox):
             stdin=subprocess.DEVNULL,
             stdout=stdout,
             stderr=subprocess.STDOUT if stdout is not None else None,
-            preexec_fn=set_parent_death_signal,
+            preexec_fn=preexec,
             start_new_session=True,
         )
+        proc.rebench_cgroup = cgroup  # type: ignore[attr-defined]
+        return proc

@@ -167,8 +167,11 @@ class PersistentShell:
         self.proc = None
         self.bash_pid = None
 
-    def _wait(self, pending: _Pending, timeout: float) -> bool:
-        """Wait for the marker; returns early (True) if the shell process exits meanwhile."""
+    def _wait(
+        self, pending: _Pending, timeout: float, watchdog: Callable[[], str] | None = None
+    ) -> bool | str:
+        """Wait for the marker; returns early (True) if the shell process exits meanwhile,
+        False on timeout, or the reason ``watchdog()`` gave (a non-empty string) to stop."""
         deadline = time.monotonic() + timeout
         step = 0.05
         while True:
@@ -180,6 +183,10 @@ class PersistentShell:
                 return True
             if left <= 0:
                 return False
+            if watchdog is not None:
+                reason = watchdog()
+                if reason:
+                    return reason
             step = min(step * 2, 0.5)
 
     # ----- commands ----------------------------------------------------------------------------
@@ -201,8 +208,15 @@ class PersistentShell:
                 if child not in before:
                     procs.kill_tree(child, include_root=True)
 
-    def run(self, command: str, timeout: float) -> ExecResult:
-        """Run one command; on timeout kill the processes it started and report it."""
+    def run(
+        self, command: str, timeout: float, watchdog: Callable[[], str] | None = None
+    ) -> ExecResult:
+        """Run one command; on timeout kill the processes it started and report it.
+
+        ``watchdog`` is called about twice a second while the command runs and once after it:
+        a non-empty answer (why) stops the command like a timeout and becomes
+        :attr:`ExecResult.killed_by`.
+        """
         if not self.alive():
             raise RuntimeError("shell is not running")
         assert self.proc is not None and self.proc.stdin is not None
@@ -218,14 +232,17 @@ class PersistentShell:
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             pending.done.set()
-        finished = self._wait(pending, timeout)
-        timed_out = False
+        waited = self._wait(pending, timeout, watchdog)
+        finished = waited is True
+        timed_out = waited is False
+        killed_by = waited if isinstance(waited, str) else ""
         note = ""
         if not finished:
-            timed_out = True
             self._kill_command(before, nonce.decode())
             if not pending.done.wait(2.0):
                 note = "the shell itself was stuck, so it was restarted (cwd and variables reset)"
+        elif watchdog is not None:
+            killed_by = watchdog()
         duration = time.monotonic() - started
         if finished and pending.exit_code is None and self.proc is not None:
             # the output ended without the command's status: the shell itself exited (`exit 7`);
@@ -255,4 +272,5 @@ class PersistentShell:
             omitted_bytes=omitted,
             shell_restarted=restarted,
             note=note,
+            killed_by=killed_by,
         )

@@ -28,6 +28,7 @@ import yaml
 from rebench_gym.cache import COMPLETE, build_once
 from rebench_gym.errors import AssetsError, HardwareError, UsageError
 from rebench_gym.sandbox.base import Bind, Sandbox
+from rebench_gym.sandbox.resources import Resources
 from rebench_gym.scoring import Aggregation, Anchors, ScoreResult
 
 Scale = Literal["full", "mini"]
@@ -115,7 +116,7 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
 
 #: the keys every scale of every task has (``ScaleSpec`` fields); the rest are the task's params
 SCALE_KEYS = (
-    "hardware",
+    "resources",
     "time_budget_s",
     "score_timeout_s",
     "anchors",
@@ -140,7 +141,8 @@ class ScaleSpec:
     """What one scale of a task needs and how it is scored.
 
     Attributes:
-        hardware: ``gpus``, ``gpu_kind``, ``cpus``, ``memory_gb`` (what the sandbox may use).
+        resources: what the sandbox may use (``cpus``, ``memory_gb``, ``disk_gb``, ``gpus``,
+            ``gpu_kind``), enforced by every provider (:mod:`rebench_gym.sandbox.resources`).
         time_budget_s: the agent's time budget.
         score_timeout_s: the limit of one score call.
         anchors: ``{"start", "reference", "source"}``, or ``"calibrate"``.
@@ -149,7 +151,7 @@ class ScaleSpec:
         params: the task's own parameters (its :attr:`Task.params_types` dataclass).
     """
 
-    hardware: dict[str, Any]
+    resources: Resources
     time_budget_s: float
     score_timeout_s: float
     anchors: dict[str, Any] | str
@@ -160,17 +162,19 @@ class ScaleSpec:
 
     @property
     def gpus(self) -> int:
-        return int(self.hardware.get("gpus", 0))
+        return self.resources.gpus
 
     @classmethod
     def parse(cls, data: Any, params_type: type[TaskParams], where: str) -> ScaleSpec:
         """Validate one scale's mapping from ``task.yaml``; errors start with ``where``."""
         if not isinstance(data, Mapping):
             raise UsageError(f"{where}: must be a mapping")
-        for key in ("hardware", "time_budget_s", "score_timeout_s", "anchors"):
+        for key in ("resources", "time_budget_s", "score_timeout_s", "anchors"):
             if key not in data:
                 raise UsageError(f"{where}: missing key {key!r}")
-        hardware = _check_type(data["hardware"], dict, f"{where}: key 'hardware'")
+        resources = data["resources"]
+        if not isinstance(resources, Resources):
+            resources = Resources.parse(resources, f"{where}: key 'resources'")
         anchors = _check_type(data["anchors"], dict | str, f"{where}: key 'anchors'")
         if isinstance(anchors, str) and anchors != "calibrate":
             raise UsageError(f"{where}: key 'anchors' must be a mapping or 'calibrate'")
@@ -179,7 +183,7 @@ class ScaleSpec:
             if key in data:
                 common[key] = _check_type(data[key], int, f"{where}: key {key!r}")
         return cls(
-            hardware=dict(hardware),
+            resources=resources,
             time_budget_s=_check_type(
                 data["time_budget_s"], float, f"{where}: key 'time_budget_s'"
             ),
@@ -194,6 +198,9 @@ class ScaleSpec:
     def as_yaml(self) -> dict[str, Any]:
         """This scale as the mapping ``task.yaml`` would hold."""
         out: dict[str, Any] = {k: getattr(self, k) for k in SCALE_KEYS}
+        out["resources"] = {
+            k: v for k, v in self.resources.to_dict().items() if k in Resources.KEYS
+        }
         out.update({f.name: getattr(self.params, f.name) for f in fields(self.params)})
         return out
 
@@ -429,7 +436,7 @@ class Task(abc.ABC):
 
     def with_params(self, scale: Scale, **changes: Any) -> Task:
         """A copy of this task whose ``scale`` uses ``changes`` (scale keys as in task.yaml:
-        ``hardware``, ``time_budget_s``, ..., or the task's own parameters), validated as
+        ``resources``, ``time_budget_s``, ..., or the task's own parameters), validated as
         task.yaml is.
 
         Raises:
@@ -498,7 +505,7 @@ class Task(abc.ABC):
             if have < need:
                 raise HardwareError(
                     f"{self.spec.env_id} at scale={scale!r} needs {need} CUDA GPU(s) "
-                    f"({self.spec.scale(scale).hardware.get('gpu_kind', 'any')}); this machine "
+                    f"({self.spec.scale(scale).resources.gpu_kind or 'any'}); this machine "
                     f"has {have}. Use scale='mini' to run the task on CPU."
                 )
 

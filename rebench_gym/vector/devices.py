@@ -1,9 +1,9 @@
 """Which GPUs each sub-env of a vector env gets: disjoint by default, shared only when asked.
 
-A task's hardware (``task.yaml``) says how many GPUs one env needs at a scale. With ``num_envs``
-envs on one machine, env ``i`` gets the ``i``-th slice of the visible devices, so no two envs
-share a device unless ``share_gpus=True``. The ids reach the env through its sandbox: the docker
-sandbox takes them as ``sandbox_options={"gpus": [...]}`` (docker device requests). On Ray, the
+A task's resources (``task.yaml``) say how many GPUs one env needs at a scale. With
+``num_envs`` envs on one machine, env ``i`` gets the ``i``-th slice of the visible devices, so no
+two envs share a device unless ``share_gpus=True``. The ids reach the env through its sandbox as
+``sandbox_options={"gpus": [...]}``, which every provider pins by UUID. On Ray, the
 scheduler assigns the devices instead (``num_gpus`` per actor) and the actor passes Ray's ids the
 same way.
 """
@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rebench_gym.errors import HardwareError, UsageError
+from rebench_gym.sandbox.resources import Resources
 
 
 def visible_gpus(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -76,13 +77,12 @@ def assign_gpus(
 def with_gpus(make_kwargs: Mapping[str, Any], gpus: Sequence[str]) -> dict[str, Any]:
     """``make_kwargs`` with the env's sandbox pinned to the device ids ``gpus``.
 
-    The docker sandbox gets ``sandbox_options["gpus"]`` (a device request for exactly these
-    ids); a ``gpus`` option the user set is kept. Other sandboxes take no options: their kwargs
-    are returned unchanged (the ``local`` sandbox sees the devices of the process it runs in, and
-    ``bwrap`` gives no device access).
+    Every sandbox gets ``sandbox_options["gpus"]`` (it pins exactly these devices by UUID:
+    ``CUDA_VISIBLE_DEVICES`` and device nodes for bwrap and local, a device request for
+    docker); a ``gpus`` option the user set is kept.
     """
     kwargs = dict(make_kwargs)
-    if not gpus or kwargs.get("sandbox") != "docker":
+    if not gpus:
         return kwargs
     options = dict(kwargs.get("sandbox_options") or {})
     options.setdefault("gpus", [str(g) for g in gpus])
@@ -92,15 +92,15 @@ def with_gpus(make_kwargs: Mapping[str, Any], gpus: Sequence[str]) -> dict[str, 
 
 def gpus_per_env(env_id: str, scale: str) -> int:
     """How many GPUs one env of ``env_id`` needs at ``scale`` (from its ``task.yaml``)."""
-    return int(task_hardware(env_id, scale).get("gpus", 0))
+    return task_resources(env_id, scale).gpus
 
 
-def task_hardware(env_id: str, scale: str) -> dict[str, Any]:
-    """The hardware one env of ``env_id`` needs at ``scale`` (``gpus``, ``cpus``, ...)."""
+def task_resources(env_id: str, scale: str) -> Resources:
+    """The resources one env of ``env_id`` needs at ``scale`` (``gpus``, ``cpus``, ...)."""
     from rebench_gym.envs.registration import task_name
     from rebench_gym.tasks import get_task
 
     task = get_task(task_name(env_id))
     if scale not in task.spec.scales:
         raise UsageError(f"scale must be one of {sorted(task.spec.scales)}, not {scale!r}")
-    return dict(task.spec.scale(scale).hardware)
+    return task.spec.scale(scale).resources

@@ -63,7 +63,7 @@ class RayVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
             :func:`~rebench_gym.vector.ray_cluster.connect`.
         node_ip_address: the address this process registers as a Ray node (default:
             ``127.0.0.1`` for a local session or a head on loopback, else Ray's choice).
-        actor_options: Ray actor options merged over the defaults from the task's hardware at
+        actor_options: Ray actor options merged over the defaults from the task's resources at
             its scale (``num_cpus``, ``num_gpus``); e.g. ``{"num_cpus": 0.5}`` to pack mini envs
             on a small machine, ``{"resources": {...}}`` or ``{"scheduling_strategy": ...}``.
         pin_gpus: give a docker sandbox exactly the GPUs Ray assigned to the actor.
@@ -96,7 +96,7 @@ class RayVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
         **make_kwargs: Any,
     ) -> None:
         from rebench_gym.envs.registration import task_name
-        from rebench_gym.vector.devices import task_hardware
+        from rebench_gym.vector.devices import task_resources
 
         if num_envs < 1:
             raise UsageError(f"num_envs must be >= 1, not {num_envs}")
@@ -110,10 +110,10 @@ class RayVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
         self.start_timeout_s = float(start_timeout_s)
         self.close_timeout_s = float(close_timeout_s)
         scale = str(self.make_kwargs.get("scale", "full"))
-        hardware = task_hardware(env_id, scale)
+        resources = task_resources(env_id, scale)
         options: dict[str, Any] = {
-            "num_cpus": float(hardware.get("cpus", 1) or 0),
-            "num_gpus": float(hardware.get("gpus", 0) or 0),
+            "num_cpus": resources.cpus,
+            "num_gpus": float(resources.gpus),
         }
         options.update(actor_options or {})
         self.actor_options = options
@@ -158,7 +158,7 @@ class RayVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
             if need > have + 1e-9:
                 raise HardwareError(
                     f"{self.num_envs} envs of {self.env_id} need {need:g} {name}s in all "
-                    f"({self.actor_options.get(key)} each, from the task's hardware at "
+                    f"({self.actor_options.get(key)} each, from the task's resources at "
                     f"scale={self.make_kwargs.get('scale', 'full')!r}); the Ray cluster has "
                     f"{have:g}. Add nodes, use fewer envs, or ask for less per env with "
                     f"actor_options={{{key!r}: ...}} (rebench run: --ray-cpus-per-env)"

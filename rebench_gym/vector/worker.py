@@ -179,7 +179,8 @@ class EnvWorker:
             self.reaper.watch("marker", marker)
         cgroup = getattr(sandbox, "cgroup", None)
         if cgroup is not None:
-            self.reaper.watch("cgroup", str(cgroup.path))
+            for path in dict.fromkeys(cgroup.paths.values()):
+                self.reaper.watch("cgroup", str(path))
         if getattr(sandbox, "name", "") == "docker":
             from rebench_gym.sandbox import docker_session_id
 
@@ -192,13 +193,12 @@ class EnvWorker:
 def _reap(watched: dict[str, list[str]]) -> None:
     """Kill every process of the watched sandboxes (several sweeps: forks may race the first),
     remove their docker containers and their workspace directories."""
-    import shutil
-
     from rebench_gym import procs
+    from rebench_gym.sandbox.leftovers import remove_tree
 
     for _ in range(3):
         for path in watched["cgroup"]:
-            procs.PidsCgroup(Path(path)).kill_all(timeout=2.0)
+            procs.Cgroup({"pids": Path(path)}).kill_all(timeout=2.0)
         for marker in watched["marker"]:
             procs.kill_pids(procs.pids_with_env_marker(marker))
         time.sleep(0.05)
@@ -211,7 +211,7 @@ def _reap(watched: dict[str, list[str]]) -> None:
 
             remove_docker_containers(session)
     for path in watched["dir"]:
-        shutil.rmtree(path, ignore_errors=True)
+        remove_tree(Path(path))
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ aggregation: best
 always_hidden: false
 scales:
   mini:
-    hardware: {gpus: 0, cpus: 1}
+    resources: {cpus: 1, memory_gb: 2, disk_gb: 1, gpus: 0}
     time_budget_s: 600
     score_timeout_s: 30
     max_solution_bytes: 4096

@@ -26,7 +26,8 @@ def _spec(tmp_path: Path, mini: str) -> Path:
     path.write_text(
         "name: optimize_kernel\nenv_id: X-v0\nversion: '1'\ntitle: t\noriginal: o\n"
         "higher_is_better: false\naggregation: best\nalways_hidden: false\nscales:\n"
-        "  mini:\n    hardware: {gpus: 0}\n    time_budget_s: 60\n    score_timeout_s: 10\n"
+        "  mini:\n    resources: {cpus: 1, memory_gb: 1, disk_gb: 1}\n"
+        "    time_budget_s: 60\n    score_timeout_s: 10\n"
         f"    anchors: calibrate\n{mini}"
     )
     return path
@@ -78,7 +79,8 @@ def test_unknown_top_level_key_is_named(tmp_path: Path) -> None:
 
 def test_with_params_derives_a_validated_task() -> None:
     task = get_task("optimize_kernel")
-    derived = task.with_params("full", length=1000, hardware={"gpus": 0, "cpus": 2})
+    resources = {"cpus": 2, "memory_gb": 4, "disk_gb": 2, "gpus": 0}
+    derived = task.with_params("full", length=1000, resources=resources)
     assert derived.params("full").length == 1000
     assert derived.spec.scale("full").gpus == 0
     assert task.params("full").length != 1000  # the original is unchanged
@@ -88,3 +90,7 @@ def test_with_params_derives_a_validated_task() -> None:
         task.with_params("full", lenght=5)
     with pytest.raises(UsageError, match=r"key 'length': expected int"):
         task.with_params("full", length="long")
+    with pytest.raises(UsageError, match=r"key 'resources': missing key 'disk_gb'"):
+        task.with_params("full", resources={"cpus": 2, "memory_gb": 4})
+    with pytest.raises(UsageError, match=r"key 'memory_gb' must be a positive number"):
+        task.with_params("full", resources={**resources, "memory_gb": -1})

@@ -70,7 +70,7 @@ def test_assign_gpus_gives_each_env_its_own_devices() -> None:
         assign_gpus(2, 1, ["0", "0"])
 
 
-def test_visible_gpus_and_docker_device_requests() -> None:
+def test_visible_gpus_and_device_pinning_options() -> None:
     from rebench_gym.vector.devices import visible_gpus, with_gpus
 
     assert visible_gpus({"CUDA_VISIBLE_DEVICES": "2, 5"}) == ["2", "5"]
@@ -78,9 +78,11 @@ def test_visible_gpus_and_docker_device_requests() -> None:
     kwargs = {"scale": "full", "sandbox": "docker", "sandbox_options": {"cpus": 8}}
     assert with_gpus(kwargs, ("3",))["sandbox_options"] == {"cpus": 8, "gpus": ["3"]}
     assert kwargs["sandbox_options"] == {"cpus": 8}  # not modified in place
-    pinned = {"sandbox": "docker", "sandbox_options": {"gpus": "all"}}
-    assert with_gpus(pinned, ("3",))["sandbox_options"] == {"gpus": "all"}  # the user's choice
-    assert with_gpus({"sandbox": "bwrap"}, ("3",)) == {"sandbox": "bwrap"}  # no options there
+    pinned = {"sandbox": "docker", "sandbox_options": {"gpus": ["0", "1"]}}
+    assert with_gpus(pinned, ("3",))["sandbox_options"] == {"gpus": ["0", "1"]}  # user's choice
+    # every provider pins the devices (bwrap and local by CUDA_VISIBLE_DEVICES and device nodes)
+    assert with_gpus({"sandbox": "bwrap"}, ("3",))["sandbox_options"] == {"gpus": ["3"]}
+    assert with_gpus({}, ()) == {}
 
 
 def test_make_vec_pins_each_full_scale_env_to_its_gpus() -> None:
