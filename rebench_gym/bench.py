@@ -4,6 +4,8 @@ measured in the same run, so results compare across machines.
 * step overhead: ``env.step("true")`` against a raw round trip to a persistent bash (the same
   marker protocol, no env) — target p50 overhead < 2 ms for local and bwrap;
 * warm reset: ``env.reset()`` after the first one, against copying the starting workspace;
+* files observation: a step with 50,000 files in the workspace against one with the starting
+  workspace — target: within 1 ms;
 * resource limits: a sandbox with the mini task's resources against one without (set-up,
   restart, step) — targets: set-up < 200 ms and step < 2 ms added;
 * docker (when an engine and the mini image are there): the step also against one
@@ -13,6 +15,7 @@ measured in the same run, so results compare across machines.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import shutil
@@ -142,6 +145,36 @@ def env_step_times(sandbox: str, repeats: int) -> tuple[list[float], list[float]
     return steps, resets, statistics.median(copies), cold
 
 
+def step_with_many_files(sandbox: str, repeats: int, files: int = 50_000) -> dict[str, float]:
+    """``env.step("true")`` p50 with the starting workspace against the same env after
+    ``files`` small files were added to it (as a virtualenv or a dataset would); target:
+    within 1 ms."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env = gym.make(
+            "RE-Bench/OptimizeKernel-v0", scale="mini", sandbox=sandbox, anchors=(1.0, 0.0)
+        )
+        try:
+            env.reset()
+
+            def p50() -> float:
+                times = []
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    env.step("true")
+                    times.append(time.perf_counter() - start)
+                return statistics.median(times) * 1000
+
+            empty = p50()
+            make = "mkdir -p venv && cd venv && for d in $(seq 50); do mkdir p$d; (cd p$d && "
+            make += f"touch $(seq -f f%g.py {files // 50})); done; cd .."
+            env.step(json.dumps({"tool": "bash", "command": make, "timeout": 600}))
+            full = p50()
+        finally:
+            env.close()
+    return {"step_p50_ms_empty": empty, "step_p50_ms_files": full, "added_ms": full - empty}
+
+
 def limits_overhead(sandbox: str, repeats: int) -> dict[str, float]:
     """What the resource limits cost: a sandbox made with the mini kernel task's resources
     (cgroup limits, a loop-device workspace filesystem, sized tmpfs) against one made without,
@@ -253,6 +286,21 @@ def run_benchmarks(
             f"{limits['step_without_p50_ms']:.3f} / {limits['step_with_p50_ms']:.3f} | "
             f"{limits['setup_added_ms']:.0f}, {limits['restart_added_ms']:.1f}, "
             f"{limits['step_added_p50_ms']:.3f} |"
+        )
+    lines += [
+        "",
+        "files observation (env.step('true') p50 with the starting workspace, then with 50,000 "
+        "more files in it; target: within 1 ms):",
+        "",
+        "| sandbox | starting workspace ms | + 50,000 files ms | added ms |",
+        "|---|---|---|---|",
+    ]
+    for sb in sandboxes:
+        flat = step_with_many_files(sb, max(20, repeats // 4))
+        report["sandboxes"][sb]["many_files"] = flat
+        lines.append(
+            f"| {sb} | {flat['step_p50_ms_empty']:.3f} | {flat['step_p50_ms_files']:.3f} | "
+            f"{flat['added_ms']:.3f} |"
         )
     if "docker" in sandboxes:
         raw_docker = docker_raw_times(repeats)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import stat
+from collections import deque
 from pathlib import Path
 
 from rebench_gym.sandbox.base import ExecResult
@@ -32,28 +34,49 @@ def format_exec(result: ExecResult, limit: int) -> str:
 
 
 def workspace_tree(root: Path, *, max_entries: int = 200) -> str:
-    """A sorted listing of the workspace (``path  size``), directories marked with ``/``."""
+    """A sorted listing of the workspace (``path  size``), directories marked with ``/``.
+
+    Breadth-first (the top levels first) and bounded: it stops reading once ``max_entries`` are
+    listed, so its cost depends on what it shows, not on how many files the workspace holds (a
+    virtualenv or an unpacked dataset costs nothing per step). A last line says when entries
+    were left out.
+    """
     lines: list[str] = []
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
-        rel = Path(dirpath).relative_to(root)
-        for d in dirnames:
-            total += 1
-            if len(lines) < max_entries:
-                lines.append(f"{(rel / d).as_posix()}/")
-        for f in sorted(filenames):
-            total += 1
-            if len(lines) < max_entries:
-                path = Path(dirpath) / f
-                try:
-                    size = path.lstat().st_size
-                except OSError:
-                    size = 0
-                lines.append(f"{(rel / f).as_posix()}  {_human(size)}")
+    # (directory on the host, its path relative to root with a trailing slash); plain strings:
+    # pathlib would cost more than the system calls here
+    queue: deque[tuple[str, str]] = deque([(str(root), "")])
+    cut = False
+    while queue and not cut:
+        directory, rel = queue.popleft()
+        entries: list[os.DirEntry[str]] = []
+        try:
+            with os.scandir(directory) as it:
+                for entry in it:
+                    if entry.name in SKIP_DIRS:
+                        continue
+                    if len(lines) + len(entries) >= max_entries:
+                        cut = True
+                        break
+                    entries.append(entry)
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            path = rel + entry.name
+            if stat.S_ISDIR(info.st_mode):
+                lines.append(path + "/")
+                queue.append((entry.path, path + "/"))
+            else:
+                lines.append(f"{path}  {_human(info.st_size)}")
     lines.sort()
-    if total > max_entries:
-        lines.append(f"[... {total - max_entries} more entries not shown ...]")
+    if cut or queue:
+        lines.append(
+            f"[... listing stopped at {max_entries} entries; more are not shown (use ls or find) "
+            "...]"
+        )
     return "\n".join(lines)
 
 

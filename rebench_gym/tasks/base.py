@@ -613,10 +613,20 @@ class Task(abc.ABC):
         return [cache]
 
     def paper_anchors(self, scale: Scale) -> Anchors | None:
-        """Fixed anchors from task.yaml (paper numbers or documented constants), if any."""
+        """Fixed anchors from task.yaml (paper numbers or documented constants), if any (None
+        when ``rebench calibrate`` measures the start, or both, on the machine)."""
         a = self.spec.scale(scale).anchors
-        if isinstance(a, dict):
+        if isinstance(a, dict) and a["start"] != "calibrate":
             return Anchors(float(a["start"]), float(a["reference"]), str(a.get("source", "paper")))
+        return None
+
+    def fixed_reference_anchor(self, scale: Scale) -> float | None:
+        """The reference anchor when task.yaml fixes it but has the start measured on the
+        machine (``anchors: {start: calibrate, reference: R}``): for a scorer whose numbers
+        depend on the CPU while producing the reference solution takes a training run."""
+        a = self.spec.scale(scale).anchors
+        if isinstance(a, dict) and a["start"] == "calibrate":
+            return float(a["reference"])
         return None
 
     @abc.abstractmethod

@@ -17,6 +17,7 @@ import gymnasium as gym
 import pytest
 import torch
 
+from rebench_gym.calibration import get_anchors
 from rebench_gym.errors import AssetsError, UsageError
 from rebench_gym.llm.scripted_server import ScriptedOpenAIServer, ScriptedReply
 from rebench_gym.lmkit.bpe import GPT2BPE
@@ -381,8 +382,7 @@ def test_logit_sharpening_of_the_starting_model_buys_nothing(
     no training). The scorer must not reward it."""
     task = get_task("finetune_gpt2_qa")
     task.prepare_assets("mini", cache_dir)
-    anchors = task.paper_anchors("mini")
-    assert anchors is not None
+    anchors = get_anchors(task, "mini", cache_dir=cache_dir, progress=False)
     base = load_checkpoint(task.asset_dir("mini", cache_dir) / "base.pt")
     start = _score_model(cache_dir, base, tmp_path, "start")
     assert start.valid, start.message
