@@ -115,18 +115,6 @@ def score_files(
         shutil.rmtree(root, ignore_errors=True)
 
 
-def starting_files(task: Task, scale: Scale = "mini") -> dict[str, bytes]:
-    """The starting ``solution/`` files: ``workspace/<scale>/solution`` if the task has one."""
-    root = task.package_dir / "workspace" / scale / "solution"
-    if not root.is_dir():
-        root = task.package_dir / "workspace" / "solution"
-    return {
-        str(p.relative_to(root)): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts
-    }
-
-
 #: how often the start is scored when task.yaml fixes the reference (such scorers are
 #: deterministic on one machine; they differ between CPUs)
 FIXED_REFERENCE_REPEATS = 2
@@ -148,7 +136,8 @@ def calibrate(
     options are returned but not cached, since the cache key does not hold them.
     """
     cache = cache_root(cache_dir)
-    start_files, ref_files = starting_files(task, scale), task.reference_files(scale)
+    start_files = task.starting_files(scale, cache)
+    ref_files = task.reference_files(scale)
     starts: list[float] = []
     refs: list[float] = []
     fixed_reference = task.fixed_reference_anchor(scale)

@@ -211,52 +211,56 @@ class Cgroup:
             return None
         group.applied["pids"] = f"cgroup v1 pids.max {limits.max_pids}"
         if limits.memory_bytes is not None:
-            mem = _v1_dir("memory", name)
-            if mem is None:
-                group.missing["memory"] = "no writable cgroup v1 memory controller"
+            limit = str(limits.memory_bytes)
+            settings = {"memory.limit_in_bytes": limit}
+            if (_V1_ROOT / "memory" / "memory.memsw.limit_in_bytes").exists():
+                settings["memory.memsw.limit_in_bytes"] = limit
+                how = "cgroup v1 memory.limit_in_bytes, swap included"
+            elif _swap_total() == 0:
+                how = "cgroup v1 memory.limit_in_bytes (the machine has no swap)"
             else:
-                group.paths["memory"] = mem
-                try:
-                    (mem / "memory.limit_in_bytes").write_text(str(limits.memory_bytes))
-                    swap = mem / "memory.memsw.limit_in_bytes"
-                    if swap.exists():
-                        swap.write_text(str(limits.memory_bytes))
-                        how = "cgroup v1 memory.limit_in_bytes, swap included"
-                    elif _swap_total() == 0:
-                        how = "cgroup v1 memory.limit_in_bytes (the machine has no swap)"
-                    else:
-                        how = "cgroup v1 memory.limit_in_bytes (swap not limited)"
-                    group.applied["memory"] = how
-                    group._memory_limit = limits.memory_bytes
-                except OSError as e:
-                    group.missing["memory"] = f"cannot set the memory limit: {e.strerror}"
+                how = "cgroup v1 memory.limit_in_bytes (swap not limited)"
+            if group._apply_v1(name, "memory", "memory", settings, how):
+                group._memory_limit = limits.memory_bytes
         if limits.cpus is not None:
-            cpu = _v1_dir("cpu", name)
-            if cpu is None:
-                group.missing["cpus"] = "no writable cgroup v1 cpu controller"
-            else:
-                group.paths["cpu"] = cpu
-                try:
-                    (cpu / "cpu.cfs_period_us").write_text(str(_CFS_PERIOD_US))
-                    quota = max(1000, int(limits.cpus * _CFS_PERIOD_US))
-                    (cpu / "cpu.cfs_quota_us").write_text(str(quota))
-                    group.applied["cpus"] = f"cgroup v1 CPU quota of {limits.cpus:g} cores"
-                except OSError as e:
-                    group.missing["cpus"] = f"cannot set the CPU quota: {e.strerror}"
+            quota = max(1000, int(limits.cpus * _CFS_PERIOD_US))
+            group._apply_v1(
+                name,
+                "cpu",
+                "cpus",
+                {"cpu.cfs_period_us": str(_CFS_PERIOD_US), "cpu.cfs_quota_us": str(quota)},
+                f"cgroup v1 CPU quota of {limits.cpus:g} cores",
+            )
         if limits.cpuset is not None:
-            cpuset = _v1_dir("cpuset", name)
-            if cpuset is None:
-                group.missing["cpuset"] = "no writable cgroup v1 cpuset controller"
-            else:
-                group.paths["cpuset"] = cpuset
-                try:
-                    mems = (cpuset.parent / "cpuset.mems").read_text().strip()
-                    (cpuset / "cpuset.mems").write_text(mems)
-                    (cpuset / "cpuset.cpus").write_text(",".join(map(str, limits.cpuset)))
-                    group.applied["cpuset"] = f"cgroup v1 cpuset {_cpu_list(limits.cpuset)}"
-                except OSError as e:
-                    group.missing["cpuset"] = f"cannot set the CPU set: {e.strerror}"
+            with contextlib.suppress(OSError):  # a v1 cpuset needs its memory nodes first
+                mems = (_V1_ROOT / "cpuset" / "cpuset.mems").read_text().strip()
+                group._apply_v1(
+                    name,
+                    "cpuset",
+                    "cpuset",
+                    {"cpuset.mems": mems, "cpuset.cpus": _cpu_list(limits.cpuset)},
+                    f"cgroup v1 cpuset {_cpu_list(limits.cpuset)}",
+                )
         return group
+
+    def _apply_v1(
+        self, name: str, controller: str, key: str, settings: dict[str, str], how: str
+    ) -> bool:
+        """Make ``name`` in the v1 hierarchy of ``controller`` and write ``settings`` there;
+        records the limit ``key`` in :attr:`applied` (``how``) or :attr:`missing` (why not)."""
+        path = _v1_dir(controller, name)
+        if path is None:
+            self.missing[key] = f"no writable cgroup v1 {controller} controller"
+            return False
+        self.paths[controller] = path
+        for file, value in settings.items():
+            try:
+                (path / file).write_text(value)
+            except OSError as e:
+                self.missing[key] = f"cannot set {file}: {e.strerror}"
+                return False
+        self.applied[key] = how
+        return True
 
     @classmethod
     def _create_v2(cls, name: str, limits: CgroupLimits) -> Cgroup | None:

@@ -468,6 +468,19 @@ class Task(abc.ABC):
             )
         (dest / "instructions.md").write_text(self.instructions(scale))
 
+    def starting_files(self, scale: Scale, cache: Path | None = None) -> dict[str, bytes]:
+        """The starting ``solution/`` as relative paths and contents: ``workspace/<scale>/
+        solution`` where the task has one, else ``workspace/solution``. Tasks whose starting
+        solution includes prepared assets add them from ``cache`` (calibration scores this)."""
+        root = self.package_dir / "workspace" / scale / "solution"
+        if not root.is_dir():
+            root = self.package_dir / "workspace" / "solution"
+        return {
+            str(p.relative_to(root)): p.read_bytes()
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.parts
+        }
+
     def reference_files(self, scale: Scale) -> dict[str, bytes]:
         """The reference solution as workspace-relative paths and contents (for the agent)."""
         root = self.package_dir / "reference" / scale

@@ -259,10 +259,8 @@ class FinetuneGPT2QATask(Task):
         (data / "chat_format.json").write_text(json.dumps(chat_format, indent=2))
         (dest / "solution").mkdir(exist_ok=True)
 
-    def start_services(
-        self, scale: Scale, cache: Path, workspace: Path, options: dict[str, Any]
-    ) -> list[EpisodeService]:
-        """Put the chosen student in ``solution/`` and start the judge service."""
+    def _student_checkpoint(self, scale: Scale, cache: Path, options: dict[str, Any]) -> Path:
+        """The prepared checkpoint of the chosen student (the starting ``solution/``)."""
         assets = self.assets(scale, cache)
         student = self.student_model(scale, options)
         source = assets / "base.pt" if scale == "mini" else assets / "students" / f"{student}.pt"
@@ -271,6 +269,20 @@ class FinetuneGPT2QATask(Task):
                 f"the student {student!r} is not among the prepared assets at {assets}; prepare "
                 f"them with a source directory that holds {student}/"
             )
+        return source
+
+    def starting_files(self, scale: Scale, cache: Path | None = None) -> dict[str, bytes]:
+        files = super().starting_files(scale, cache)
+        if cache is not None:
+            files[CHECKPOINT] = self._student_checkpoint(scale, cache, {}).read_bytes()
+        return files
+
+    def start_services(
+        self, scale: Scale, cache: Path, workspace: Path, options: dict[str, Any]
+    ) -> list[EpisodeService]:
+        """Put the chosen student in ``solution/`` and start the judge service."""
+        assets = self.assets(scale, cache)
+        source = self._student_checkpoint(scale, cache, options)
         shutil.copy(source, workspace / "solution" / CHECKPOINT)
         budget = self.judge_budget(scale, options)
         backend: Any

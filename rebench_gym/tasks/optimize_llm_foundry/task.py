@@ -151,15 +151,6 @@ class OptimizeLLMFoundryTask(Task):
                 rows = task_data.sample_rows(pool[n_rows:], n_rows, seed)
         task_data.write_jsonl(rows, path)
 
-    def starting_files(self, scale: Scale) -> dict[str, bytes]:
-        """The starting ``solution/`` as relative paths and contents."""
-        root = self.package_dir / "workspace" / scale / "solution"
-        return {
-            str(p.relative_to(root)): p.read_bytes()
-            for p in sorted(root.rglob("*"))
-            if p.is_file() and "__pycache__" not in p.parts
-        }
-
     def reference_files(self, scale: Scale) -> dict[str, bytes]:
         """The whole reference solution: the starting files with ``reference/<scale>`` on top."""
         return {**self.starting_files(scale), **super().reference_files(scale)}
