@@ -27,7 +27,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from rebench_gym.errors import UsageError
+from rebench_gym.errors import SandboxUnavailableError, UsageError
 from rebench_gym.results.recording import RunRecording
 from rebench_gym.results.store import EpisodeSpec, RunStore, StoreRecorder, default_db_path
 from rebench_gym.rollout import EpisodeResult, rollout
@@ -187,7 +187,28 @@ def check_run(options: RunOptions, *, own_agent: bool = False) -> str | None:
             config = resolve_config(options.model, options.base_url)  # a usage error if not set
             label = f"{options.agent}:{config.model}"
     check_task_options(options.env_id, options.task_options)
+    check_sandbox(options.env_id, options.scale, options.sandbox)
     return label
+
+
+def check_sandbox(env_id: str, scale: str, sandbox: str | None) -> None:
+    """Refuse, before anything is recorded, a docker run whose task image is not built.
+
+    Raises:
+        SandboxUnavailableError: no Docker engine, or no image (the message names the command
+            that builds it).
+    """
+    if sandbox != "docker":
+        return
+    from rebench_gym.envs.registration import task_name
+    from rebench_gym.sandbox.docker_images import find_image
+
+    if find_image(task_name(env_id), scale) is None:
+        raise SandboxUnavailableError(
+            f"no Docker image is built for {env_id} at scale {scale!r}: build it with "
+            f"`rebench image build {env_id} --scale {scale}` (or every task's: `rebench image "
+            f"build --all --scale {scale}`)"
+        )
 
 
 def build_agent(options: RunOptions, index: int) -> Any:

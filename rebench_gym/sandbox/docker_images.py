@@ -1,24 +1,24 @@
 """Per-task Docker images for the ``docker`` sandbox: build them, tag them by content, find them.
 
-Each task ships ``tasks/<task>/docker/Dockerfile.<scale>`` and ``requirements-<scale>.txt``.
-An image's tag is ``rebench-gym/<task>:<scale>-<digest>``, where the digest covers the
-Dockerfile, the requirements and the base image's id, so an unchanged image is never rebuilt and
-a changed one never reused. For the mini scale the wheels are downloaded on the host with
-``pip download`` (the build runs offline: containers here cannot reach a package index) and
-cached under the rebench cache dir.
+Each task ships ``tasks/<task>/docker/Dockerfile.<scale>`` and ``requirements-<scale>.txt``,
+which hold only what the task adds to its scale's shared base. An image's tag is
+``rebench-gym/<task>:<scale>-<digest>``, where the digest covers the Dockerfile, the
+requirements and the base image's id, so an unchanged image is never rebuilt and a changed one
+never reused.
 
-No registry is needed: the default base image ``rebench-gym/base:bookworm`` is made locally with
-debootstrap (see :data:`BASE_IMAGE_RECIPE`, or ``.ci/docker-setup``).
+No registry is needed: the root image ``rebench-gym/base:bookworm`` is made locally with
+debootstrap (see :data:`BASE_IMAGE_RECIPE`, or ``.ci/docker-setup``). On it, each scale has one
+shared base, ``rebench-gym/<scale>-base:<digest>`` (``sandbox/docker/Dockerfile.<scale>-base``),
+built first on demand: mini has the CPU torch, numpy and PyYAML; full has a CUDA build of torch
+from the package index, git and a C toolchain (no CUDA base image is pulled: the torch wheels
+bring the CUDA runtime, the host brings the driver at run time).
 
-Full scale: every task's ``Dockerfile.full`` starts from one shared image,
-``rebench-gym/full-base:<digest>`` (``sandbox/docker/Dockerfile.full-base``: the Debian base's
-Python with a CUDA build of torch from the package index, git and a C toolchain), built first on
-demand. No CUDA base image is pulled: the torch wheels bring the CUDA runtime, the host brings the
-driver at run time. Full-scale wheels are downloaded on the host from
-``$REBENCH_FULL_INDEX_URL`` (default PyPI; the local pip configuration's find-links and extra
-indexes are ignored, since they may hold CPU builds under the same version) and served to the
-build over HTTP on the Docker bridge's gateway for the build's duration, so no image layer keeps
-a copy of them and no intermediate image is left behind.
+Wheels are downloaded on the host once and cached under the rebench cache dir (build containers
+here cannot reach a package index): mini with the host's own pip configuration (the CPU torch),
+full from ``$REBENCH_FULL_INDEX_URL`` (default PyPI; the local pip configuration's find-links and
+extra indexes are ignored, since they may hold CPU builds under the same version). They are
+served to the build over HTTP on the Docker bridge's gateway for the build's duration, so no
+image layer keeps a copy of them and no intermediate image is left behind.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ DEFAULT_BASE_IMAGES = {
     "mini": "rebench-gym/base:bookworm",
     "full": "rebench-gym/base:bookworm",
 }
-#: the shared full-scale base image's repository and recipe
-FULL_BASE_REPOSITORY = "rebench-gym/full-base"
-FULL_BASE_DIR = Path(__file__).parent / "docker"
+#: where the shared base images' recipes live (``Dockerfile.<scale>-base``,
+#: ``requirements-<scale>-base.txt``); their repositories are ``rebench-gym/<scale>-base``
+SHARED_BASE_DIR = Path(__file__).parent / "docker"
 #: where full-scale wheels come from unless ``$REBENCH_FULL_INDEX_URL`` says otherwise
 FULL_INDEX_URL = "https://pypi.org/simple"
 BASE_IMAGE_RECIPE = """\
@@ -133,8 +133,8 @@ def find_image(task_name: str, scale: str, base_image: str | None = None) -> str
     client = docker_client()
     base = base_image or DEFAULT_BASE_IMAGES[scale]
     base_id = _base_image_id(client, base)
-    if base_id is not None and scale == "full":
-        base_id = _base_image_id(client, full_base_tag(base_id))
+    if base_id is not None:
+        base_id = _base_image_id(client, shared_base_tag(scale, base_id))
     if base_id is not None:
         tag = f"{image_repository(task_name)}:{scale}-{image_digest(task_name, scale, base_id)}"
         return tag if _image_exists(client, tag) else None
@@ -149,15 +149,23 @@ def find_image(task_name: str, scale: str, base_image: str | None = None) -> str
     return tags[0] if tags else str(newest.id)
 
 
-def full_base_tag(root_image_id: str) -> str:
-    """The tag of the shared full-scale base built on the image with id ``root_image_id``."""
+def shared_base_files(scale: str) -> tuple[Path, Path]:
+    """The Dockerfile and requirements of the base every task image of ``scale`` starts from."""
+    return (
+        SHARED_BASE_DIR / f"Dockerfile.{scale}-base",
+        SHARED_BASE_DIR / f"requirements-{scale}-base.txt",
+    )
+
+
+def shared_base_tag(scale: str, root_image_id: str) -> str:
+    """The tag of ``scale``'s shared base built on the image with id ``root_image_id``."""
     h = hashlib.sha256()
-    for name in ("Dockerfile.full-base", "requirements-full-base.txt"):
-        part = (FULL_BASE_DIR / name).read_bytes()
+    for path in shared_base_files(scale):
+        part = path.read_bytes()
         h.update(len(part).to_bytes(8, "little"))
         h.update(part)
     h.update(root_image_id.encode())
-    return f"{FULL_BASE_REPOSITORY}:{h.hexdigest()[:12]}"
+    return f"rebench-gym/{scale}-base:{h.hexdigest()[:12]}"
 
 
 def full_index_url() -> str:
@@ -239,11 +247,12 @@ def build_image(
     Args:
         task_name: the task's name (``optimize_kernel``) or its env id.
         scale: ``"mini"`` or ``"full"``.
-        base_image: the ``FROM`` image (default :data:`DEFAULT_BASE_IMAGES`); it must be present
-            locally when no registry is reachable. At full scale it is the image the shared
-            full base (:func:`full_base_tag`) is built on; the task's image starts from that.
-        wheels: a directory of wheels to install offline (default: downloaded on the host; at
-            full scale from :func:`full_index_url`, served to the build over HTTP).
+        base_image: the root image (default :data:`DEFAULT_BASE_IMAGES`) the scale's shared
+            base (:func:`shared_base_tag`) is built on; the task's image starts from that. It
+            must be present locally when no registry is reachable.
+        wheels: a directory of wheels to install offline (default: downloaded on the host,
+            mini with its pip configuration, full from :func:`full_index_url`), served to the
+            build over HTTP.
         force: rebuild even when an image with the same content digest exists.
         cache_dir: the rebench cache dir (where downloaded wheels are kept).
         log: receives build output lines.
@@ -267,51 +276,49 @@ def build_image(
         raise SandboxUnavailableError(f"base image {base!r} is not present; {how}")
     dockerfile, requirements = _files(task_name, scale)
     root = base
-    if scale == "full":
-        # The shared full-scale base first (on ``base``), then the task's image on top of it.
-        full_base = full_base_tag(base_id)
-        if force or not _image_exists(client, full_base):
-            _build(
-                client,
-                full_base,
-                FULL_BASE_DIR / "Dockerfile.full-base",
-                FULL_BASE_DIR / "requirements-full-base.txt",
-                base,
-                {LABEL: "1", f"{LABEL}.full_base": "1"},
-                say,
-                wheels_served=[wheels] if wheels else _full_wheels(None, base, cache_dir, say),
-            )
-        base, base_id = full_base, str(client.images.get(full_base).id)
+    # The scale's shared base first (on ``base``), then the task's image on top of it.
+    shared = shared_base_tag(scale, base_id)
+    if force or not _image_exists(client, shared):
+        base_docker, base_requirements = shared_base_files(scale)
+        _build(
+            client,
+            shared,
+            base_docker,
+            base_requirements,
+            base,
+            {LABEL: "1", f"{LABEL}.shared_base": scale},
+            say,
+            [wheels] if wheels else _wheels(scale, base_requirements, root, cache_dir, say),
+        )
+    base, base_id = shared, str(client.images.get(shared).id)
     tag = f"{image_repository(task_name)}:{scale}-{image_digest(task_name, scale, base_id)}"
     if not force and _image_exists(client, tag):
         say(f"{tag} is up to date")
         return tag
-    if wheels is None and scale == "mini":
-        say(f"downloading wheels for {requirements.name} on the host")
-        wheels = download_wheels(requirements, cache=cache_dir)
     labels = {LABEL: "1", f"{LABEL}.task": task_name, f"{LABEL}.scale": scale}
-    if scale == "full":
-        served = [wheels] if wheels else _full_wheels(requirements, root, cache_dir, say)
-        _build(client, tag, dockerfile, requirements, base, labels, say, wheels_served=served)
-    else:
-        _build(client, tag, dockerfile, requirements, base, labels, say, wheels_copied=wheels)
+    served = [wheels] if wheels else _wheels(scale, requirements, root, cache_dir, say)
+    _build(client, tag, dockerfile, requirements, base, labels, say, served)
     return tag
 
 
-def _full_wheels(
-    requirements: Path | None, root: str, cache_dir: Path | None, say: Callable[[str], None]
+def _wheels(
+    scale: str,
+    requirements: Path,
+    root: str,
+    cache_dir: Path | None,
+    say: Callable[[str], None],
 ) -> list[Path]:
-    """The full base's wheels and (with ``requirements``) a task's own, for the Python of the
-    image ``root``, each downloaded on the host once and cached on its own (the base's ~2.6 GB
-    are kept once for all tasks)."""
+    """The wheels a build of ``requirements`` installs, downloaded on the host once and cached:
+    mini from the host's own pip configuration (the CPU torch it was installed from), full from
+    :func:`full_index_url` for the Python of the image ``root``."""
+    if not _has_requirements(requirements):
+        return []
+    if scale == "mini":
+        say(f"downloading wheels for {requirements.name} on the host")
+        return [download_wheels(requirements, cache=cache_dir)]
     index, version = full_index_url(), _python_version(root)
     say(f"downloading full-scale wheels for Python {version} from {index} on the host")
-    files = [FULL_BASE_DIR / "requirements-full-base.txt"]
-    if requirements is not None and _has_requirements(requirements):
-        files.append(requirements)
-    return [
-        download_wheels(f, cache=cache_dir, index_url=index, python_version=version) for f in files
-    ]
+    return [download_wheels(requirements, cache=cache_dir, index_url=index, python_version=version)]
 
 
 def _python_version(image: str) -> str:
@@ -337,11 +344,10 @@ def _build(
     base: str,
     labels: dict[str, str],
     say: Callable[[str], None],
-    *,
-    wheels_copied: Path | None = None,
-    wheels_served: Sequence[Path] | None = None,
+    wheels: Sequence[Path],
 ) -> None:
-    """Build ``tag``: wheels go into the context's ``wheels/`` or are served over HTTP.
+    """Build ``tag`` with ``wheels`` served to it over HTTP (no layer keeps them, and there is
+    no second stage whose image would be left behind).
 
     An image that the new build takes the tag from is removed when nothing else uses it, so a
     rebuild leaves no dangling image behind.
@@ -353,18 +359,9 @@ def _build(
         ctx = Path(ctx_dir)
         shutil.copy(dockerfile, ctx / "Dockerfile")
         (ctx / "requirements.txt").write_bytes(_read(requirements))
-        (ctx / "wheels").mkdir()
-        for whl in sorted(wheels_copied.glob("*.whl")) if wheels_copied is not None else []:
-            try:
-                os.link(whl, ctx / "wheels" / whl.name)
-            except OSError:
-                shutil.copy(whl, ctx / "wheels" / whl.name)
         say(f"building {tag} from {base}")
-        with contextlib.ExitStack() as stack:
-            buildargs = {"BASE_IMAGE": base}
-            if wheels_served is not None:
-                url, host = stack.enter_context(_serve(client, wheels_served))
-                buildargs.update(WHEELS_URL=url, WHEELS_HOST=host)
+        with _serve(client, wheels) as (url, host):
+            buildargs = {"BASE_IMAGE": base, "WHEELS_URL": url, "WHEELS_HOST": host}
             try:
                 _image, lines = client.images.build(
                     path=str(ctx),

@@ -156,6 +156,19 @@ def test_unknown_agent_or_task_option_records_nothing(
     assert not db.exists()
 
 
+def test_a_docker_run_without_its_image_names_the_build_command_and_records_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    db = tmp_path / "runs.db"
+    # full-scale images are not built here (CI builds the mini ones)
+    argv = ["run", KERNEL, "--agent", "noop", "--scale", "full", "--sandbox", "docker"]
+    assert main([*argv, "--db", str(db)]) == 1
+    err = capsys.readouterr().err
+    assert "SandboxUnavailableError" in err
+    assert f"rebench image build {KERNEL} --scale full" in err or "Docker" in err
+    assert not db.exists()  # refused before the first write
+
+
 def test_task_options_a_task_declares_pass_the_check() -> None:
     from rebench_gym.errors import UsageError
     from rebench_gym.runs import accepted_task_options, check_task_options

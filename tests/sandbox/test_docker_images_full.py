@@ -65,7 +65,7 @@ def test_full_image_builds_on_the_shared_base(name: str) -> None:
         build_image,
         docker_client,
         find_image,
-        full_base_tag,
+        shared_base_tag,
     )
 
     before = _dangling()
@@ -74,7 +74,7 @@ def test_full_image_builds_on_the_shared_base(name: str) -> None:
     assert _dangling() <= before, "the build left a dangling image"
     client = docker_client()
     root_id = client.images.get(DEFAULT_BASE_IMAGES["full"]).id
-    base = client.images.get(full_base_tag(root_id))
+    base = client.images.get(shared_base_tag("full", root_id))
     image = client.images.get(tag)
     base_layers = base.attrs["RootFS"]["Layers"]
     assert image.attrs["RootFS"]["Layers"][: len(base_layers)] == base_layers
