@@ -220,12 +220,16 @@ def limits_overhead(sandbox: str, repeats: int) -> dict[str, float]:
 
 
 def run_benchmarks(
-    sandboxes: list[str] | None = None, repeats: int = 200, extended: bool = True
+    sandboxes: list[str] | None = None,
+    repeats: int = 200,
+    extended: bool = True,
+    images: bool = False,
 ) -> dict[str, Any]:
     """Run every benchmark; returns numbers and a text table.
 
     ``extended`` adds vector throughput, driver memory with 8 envs and score-call times (these
-    take a few minutes: mini assets are prepared where missing).
+    take a few minutes: mini assets are prepared where missing). ``images`` adds the mini
+    images' build times and sizes (:func:`image_builds`; rebuilds them).
     """
     if sandboxes is None:
         sandboxes = ["local"] + (["bwrap"] if shutil.which("bwrap") else [])
@@ -318,6 +322,9 @@ def run_benchmarks(
             f"env.step('true') p50 {entry['step_p50_ms']:.3f} ms "
             f"({entry['docker_exec_vs_step']:.0f}x faster than one docker exec per command)",
         ]
+    if images:
+        report["images"], more = image_builds("mini")
+        lines += more
     if extended:
         sandbox = "bwrap" if "bwrap" in sandboxes else sandboxes[0]
         report["extended"], more = run_extended(sandbox)
@@ -476,6 +483,50 @@ def score_call_times(sandbox: str) -> dict[str, float]:
             finally:
                 env.close()
     return out
+
+
+def image_builds(scale: str = "mini") -> tuple[dict[str, Any], list[str]]:
+    """Build times and sizes of every task's image at ``scale`` (wheels already cached on the
+    host, so downloads are not counted): cold = the shared base and the first task's image
+    from the root image; warm = each task's image alone on the existing base. Rebuilds the
+    images (they end up as before: same recipes, same tags)."""
+    from rebench_gym.envs.registration import ENV_IDS, task_name
+    from rebench_gym.sandbox.docker_images import (
+        DEFAULT_BASE_IMAGES,
+        build_image,
+        docker_client,
+        shared_base_tag,
+    )
+
+    client = docker_client()
+    ids = sorted(ENV_IDS)
+    build_image(ids[0], scale)  # the wheels into the cache, the base present
+    start = time.perf_counter()
+    build_image(ids[0], scale, force=True)  # base and first task from the root image
+    cold = time.perf_counter() - start
+    root_id = client.images.get(DEFAULT_BASE_IMAGES[scale]).id
+    base_size = int(client.images.get(shared_base_tag(scale, root_id)).attrs["Size"])
+    out: dict[str, Any] = {"cold_s": cold, "base_bytes": base_size, "tasks": {}}
+    lines = [
+        "",
+        f"{scale} images (wheels cached): shared base + {ids[0]} cold {cold:.0f} s; base "
+        f"{base_size / 1e9:.2f} GB",
+        "",
+        "| task | warm build s (on the base) | image GB | added to the base MB |",
+        "|---|---|---|---|",
+    ]
+    for env_id in ids:
+        tag = build_image(env_id, scale)
+        client.images.remove(tag, force=True)
+        start = time.perf_counter()
+        tag = build_image(env_id, scale)
+        warm = time.perf_counter() - start
+        size = int(client.images.get(tag).attrs["Size"])
+        out["tasks"][task_name(env_id)] = {"warm_s": warm, "bytes": size}
+        lines.append(
+            f"| {env_id} | {warm:.1f} | {size / 1e9:.2f} | {(size - base_size) / 1e6:.0f} |"
+        )
+    return out, lines
 
 
 def run_extended(sandbox: str) -> tuple[dict[str, Any], list[str]]:

@@ -1,7 +1,8 @@
 """Process helpers: process trees and cgroups for the sandbox providers, and trusted workers.
 
-Everything here works on Linux ``/proc``; the pids cgroup is used where the machine lets us
-create one (it bounds fork loops and lists every process of a sandbox, even detached ones).
+Everything here works on Linux ``/proc``; a sandbox's cgroup is used where the machine lets us
+create one: it lists every process of the sandbox, even detached ones, and bounds process count
+(fork loops), memory and CPU time (:class:`Cgroup`).
 """
 
 from __future__ import annotations
@@ -188,11 +189,9 @@ class Cgroup:
         self._oom_kills = 0
 
     @classmethod
-    def create(cls, limits: CgroupLimits | int) -> Cgroup | None:
-        """Make a fresh cgroup with ``limits`` (an int: a pids limit only), or None if even the
-        pids controller is out of reach."""
-        if isinstance(limits, int):
-            limits = CgroupLimits(max_pids=limits)
+    def create(cls, limits: CgroupLimits) -> Cgroup | None:
+        """Make a fresh cgroup with ``limits``, or None if even the pids controller is out of
+        reach."""
         name = uuid.uuid4().hex[:12]
         if (_V2_ROOT / "cgroup.controllers").exists():
             return cls._create_v2(name, limits)

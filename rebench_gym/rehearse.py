@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from rebench_gym.errors import ReBenchError, UsageError
+from rebench_gym.sandbox.resources import machine_cpus
 from rebench_gym.scoring import ScoreResult
 from rebench_gym.tasks.base import Task
 
@@ -106,6 +107,7 @@ def derive_task(task: Task, changes: dict[str, Any]) -> Task:
     resources = dataclasses.replace(
         spec.resources,
         gpus=int(changes.pop("gpus", 0)),
+        cpus=min(spec.resources.cpus, float(len(machine_cpus()))),
         memory_gb=min(spec.resources.memory_gb, REHEARSAL_LIMITS["memory_gb"]),
         disk_gb=min(spec.resources.disk_gb, REHEARSAL_LIMITS["disk_gb"]),
     )

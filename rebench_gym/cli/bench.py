@@ -12,7 +12,10 @@ def command(args: argparse.Namespace) -> int:
     from rebench_gym.bench import run_benchmarks
 
     report = run_benchmarks(
-        sandboxes=args.sandbox or None, repeats=args.repeats, extended=not args.quick
+        sandboxes=args.sandbox or None,
+        repeats=args.repeats,
+        extended=not args.quick,
+        images=args.images,
     )
     emit(report, args.json, report["text"])
     return 0
@@ -27,6 +30,12 @@ def register(sub: Subparsers) -> None:
         help="sandbox to measure (repeatable; default: all available)",
     )
     p.add_argument("--repeats", type=positive_int, default=200, help="timed steps per case")
+    p.add_argument(
+        "--images",
+        action="store_true",
+        help="also time every task's mini Docker image build (cold and on a warm base) and "
+        "report the sizes (rebuilds them)",
+    )
     p.add_argument(
         "--quick",
         action="store_true",

@@ -13,6 +13,7 @@ import errno
 import os
 import stat
 import subprocess
+import sys
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -78,6 +79,9 @@ class Sandbox(abc.ABC):
     #: whether :meth:`spawn` can hand inherited file descriptors (``pass_fds``) to the process;
     #: False for ``docker`` (pipes cannot cross into a container): use named FIFOs there
     passes_fds: bool = True
+    #: whether processes inside see a system of their own (docker: the image's ``/usr``), so
+    #: host tool paths (a rustup toolchain under ``/root``) mean nothing there
+    own_system: bool = False
 
     def __init__(
         self,
@@ -154,6 +158,12 @@ class Sandbox(abc.ABC):
         return f"out of memory, limit {limit_bytes / 1024**3:.3g} GiB"
 
     # ----- paths -----------------------------------------------------------------------------
+    @property
+    def python_bin(self) -> str:
+        """The ``bin`` directory of the Python that processes inside run (for their ``PATH``):
+        the driver's own on this host; the image's for docker."""
+        return str(Path(sys.executable).parent)
+
     @property
     @abc.abstractmethod
     def workspace_inside(self) -> str:

@@ -67,7 +67,9 @@ AGENT_UID = 1000
 CMD_TAG = "REBENCH_CMD"
 #: one id per driving process; its reaper removes the containers labelled with it
 SESSION_ID = uuid.uuid4().hex[:16]
-_PATH = "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: the images' Python (Dockerfile.<scale>-base)
+_VENV_BIN = "/opt/venv/bin"
+_PATH = f"{_VENV_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Runs inside the container as the agent's uid: kill the processes of one command (those with
 # REBENCH_CMD=NONCE in their environment) and their descendants, each frozen (SIGSTOP) first so
@@ -243,6 +245,7 @@ class DockerSandbox(Sandbox):
     name = "docker"
     isolates = True
     passes_fds = False
+    own_system = True
 
     def __init__(
         self,
@@ -310,14 +313,20 @@ class DockerSandbox(Sandbox):
         self.shell: _DockerShell | None = None
 
     def _tmpfs_options(self) -> dict[str, str]:
-        """``/tmp`` and ``/var/tmp`` as Docker tmpfs mounts (``/dev/shm`` is ``shm_size``)."""
+        """``/tmp`` and ``/var/tmp`` as Docker tmpfs mounts (``/dev/shm`` is ``shm_size``);
+        ``exec`` as on the other providers (Docker's default is ``noexec``: compilers and test
+        binaries run from ``/tmp``)."""
         return {
-            path: f"rw,nosuid,nodev,size={size},mode=1777"
+            path: f"rw,exec,nosuid,nodev,size={size},mode=1777"
             for path, size in self.tmpfs.items()
             if path != "/dev/shm"
         }
 
     # ----- container -----------------------------------------------------------------------
+    @property
+    def python_bin(self) -> str:
+        return _VENV_BIN
+
     @property
     def workspace_inside(self) -> str:
         return WORKSPACE_INSIDE

@@ -28,6 +28,8 @@ import math
 import os
 import shutil
 import subprocess
+import sys
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -263,6 +265,7 @@ class WorkspaceDisk:
                     f"{argv[0]} failed for the workspace disk: {done.stderr.strip()[-300:]}"
                 )
         disk = cls(mountpoint, image)
+        _tell_disk_reaper("+", mountpoint)
         with contextlib.suppress(OSError):
             (mountpoint / "lost+found").rmdir()
         os.chmod(mountpoint, 0o755)
@@ -272,6 +275,46 @@ class WorkspaceDisk:
         """Unmount (lazily, should something still hold it) and delete the image; idempotent."""
         unmount_below(self.mountpoint)
         self.image.unlink(missing_ok=True)
+        _tell_disk_reaper("-", self.mountpoint)
+
+
+# A driver killed outright (SIGKILL) cannot unmount its workspaces: a small reaper process, one
+# per driver, started with the first disk, holds a pipe from it and learns of each mount and
+# unmount; when the pipe ends (the driver is gone) it lazily unmounts what is left and deletes
+# the images.
+_DISK_REAPER = r"""
+import os, subprocess, sys
+live = set()
+for line in sys.stdin:
+    op, _, path = line.rstrip("\n").partition(" ")
+    (live.add if op == "+" else live.discard)(path)
+for path in live:
+    subprocess.run(["umount", "-l", path], capture_output=True)
+    try:
+        os.unlink(path + ".disk")
+    except OSError:
+        pass
+"""
+_disk_reaper: subprocess.Popen[str] | None = None
+_disk_reaper_lock = threading.Lock()
+
+
+def _tell_disk_reaper(op: str, mountpoint: Path) -> None:
+    global _disk_reaper
+    with _disk_reaper_lock:
+        if _disk_reaper is None or _disk_reaper.poll() is not None:
+            _disk_reaper = subprocess.Popen(
+                [sys.executable, "-c", _DISK_REAPER],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                start_new_session=True,
+            )
+        assert _disk_reaper.stdin is not None
+        with contextlib.suppress(OSError):
+            _disk_reaper.stdin.write(f"{op} {mountpoint}\n")
+            _disk_reaper.stdin.flush()
 
 
 def mounts_below(path: Path) -> list[str]:

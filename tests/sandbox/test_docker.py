@@ -28,21 +28,33 @@ KERNEL = "RE-Bench/OptimizeKernel-v0"
 pytestmark = pytest.mark.docker
 
 
-def _docker_skip_reason() -> str | None:
+def docker_skip_reason() -> str | None:
+    """Why the docker tests cannot run here (None: they can)."""
     try:
-        from rebench_gym.sandbox.docker_images import docker_client, find_image
+        from rebench_gym.sandbox.docker_images import docker_client
     except ImportError as e:  # pragma: no cover - docker-py missing
         return f"docker-py is not installed ({e}); pip install 'rebench-gym[docker]'"
     try:
         docker_client()
-        if find_image("optimize_kernel", "mini") is None:
-            return "the mini OptimizeKernel image is not built (run .ci/docker-setup)"
+    except Exception as e:
+        return f"no Docker engine: {e}"
+    return docker_image_missing(KERNEL)
+
+
+def docker_image_missing(env_id: str) -> str | None:
+    """Why ``env_id``'s mini image cannot be used (None: it is built)."""
+    from rebench_gym.envs.registration import task_name
+    from rebench_gym.sandbox.docker_images import find_image
+
+    try:
+        if find_image(task_name(env_id), "mini") is None:
+            return f"the mini image of {env_id} is not built (run .ci/docker-setup)"
     except Exception as e:
         return f"no Docker engine: {e}"
     return None
 
 
-_SKIP = _docker_skip_reason()
+_SKIP = docker_skip_reason()
 if _SKIP is not None:
     pytestmark = [pytest.mark.docker, pytest.mark.skip(reason=_SKIP)]
 

@@ -60,3 +60,4 @@ def test_mini_image_is_built_on_the_shared_base_and_runs_the_task_tools(name: st
     assert out.startswith("2.13.0"), out
     if name == "rust_codecontests":
         assert "rustc" in _docker("run", "--rm", "--network", "none", tag, "rustc", "--version")
+        _docker("run", "--rm", "--network", "none", tag, "python", "-c", "import openai")

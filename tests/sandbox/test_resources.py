@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -276,3 +280,39 @@ def test_without_a_workspace_filesystem_a_watchdog_stops_the_writer(
         assert sb.exec("echo fine", 10).killed_by == ""
     finally:
         sb.close()
+
+
+@needs_root
+def test_a_killed_driver_leaves_no_mounted_workspace(tmp_path: Path) -> None:
+    if WorkspaceDisk.unavailable():
+        pytest.skip(str(WorkspaceDisk.unavailable()))
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from rebench_gym.sandbox import make_sandbox, Resources\n"
+        "ws = Path(sys.argv[1]); ws.mkdir()\n"
+        "sb = make_sandbox('bwrap', ws, resources=Resources(cpus=1, memory_gb=1, disk_gb=0.1))\n"
+        "sb.start(); print('mounted', flush=True); sys.stdin.read()\n"
+    )
+    ws = tmp_path / "ws"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    driver = subprocess.Popen(
+        [sys.executable, "-c", script, str(ws)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert driver.stdout is not None and driver.stdout.readline().strip() == "mounted"
+        assert mounts_below(ws) == [str(ws)]
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(10)
+        image = tmp_path / "ws.disk"
+        deadline = time.monotonic() + 10
+        while (mounts_below(ws) or image.exists()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not mounts_below(ws), "the workspace is still mounted after its driver was killed"
+        assert not image.exists()
+    finally:
+        driver.kill()
+        driver.wait()

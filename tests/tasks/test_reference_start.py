@@ -20,6 +20,7 @@ from rebench_gym import ENV_IDS, EpisodeResult, agents, rollout
 from rebench_gym.calibration import calibrate
 from rebench_gym.tasks import get_task
 from tests.conftest import HAVE_BWRAP
+from tests.sandbox.test_docker import docker_image_missing, docker_skip_reason
 
 SANDBOX = "bwrap" if HAVE_BWRAP else "local"
 KERNEL = "RE-Bench/OptimizeKernel-v0"
@@ -37,6 +38,8 @@ START_MESSAGE = {"RE-Bench/FinetuneGPT2QA-v0": "greedy decoding"}
 # The kernel's check is quick enough for the fast suite and also runs in the local sandbox.
 NOT_SLOW = {KERNEL}
 EXTRA_SANDBOXES = {KERNEL: ["local"]}
+# Every task also runs in its mini Docker image (.ci/docker-setup builds them all).
+DOCKER_SKIP = docker_skip_reason()
 
 
 def _time_based(env_id: str) -> bool:
@@ -58,6 +61,12 @@ def _cases() -> Iterator[Any]:
         for sandbox in sandboxes:
             name = f"{env_id.split('/')[1]}-{sandbox}"
             yield pytest.param(env_id, sandbox, marks=marks, id=name)
+        docker_marks = [*marks, pytest.mark.docker, pytest.mark.slow]
+        reason = DOCKER_SKIP or docker_image_missing(env_id)
+        if reason:
+            docker_marks.append(pytest.mark.skip(reason=reason))
+        name = f"{env_id.split('/')[1]}-docker"
+        yield pytest.param(env_id, "docker", marks=docker_marks, id=name)
 
 
 # ----- RustCodecontests: a local scripted model instead of an LLM endpoint ----------------------

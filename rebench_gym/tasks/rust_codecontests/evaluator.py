@@ -82,6 +82,16 @@ class Toolchain:
             "`apt-get install rustc` (Debian/Ubuntu) or rustup (https://rustup.rs), or set $RUSTC"
         )
 
+    @classmethod
+    def for_sandbox(cls, sandbox: Sandbox) -> Toolchain:
+        """The toolchain that works inside ``sandbox``: the image's ``/usr/bin/rustc`` where the
+        sandbox has a system of its own (docker: host paths do not exist there; the compile
+        cache is keyed by the image), else this host's (:meth:`find`)."""
+        if sandbox.own_system:
+            image = str(getattr(sandbox, "image", "the image"))
+            return cls(rustc=Path("/usr/bin/rustc"), root=Path("/usr"), version=f"rustc of {image}")
+        return cls.find()
+
     def binds(self) -> list[Bind]:
         """Read-only mounts that make this toolchain usable inside a sandbox (same paths)."""
         if self.root in (Path("/usr"), Path("/usr/local")) or Path("/usr") in self.root.parents:

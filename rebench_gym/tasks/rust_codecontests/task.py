@@ -42,7 +42,6 @@ from typing import Any
 from rebench_gym.errors import AssetsError
 from rebench_gym.llm.proxy import LLMProxy, ProxyConfig
 from rebench_gym.sandbox.base import Bind, open_regular
-from rebench_gym.sandbox.local import python_bin_dir
 from rebench_gym.scoring import ScoreResult
 from rebench_gym.tasks.base import (
     SCORE_ROOT,
@@ -227,7 +226,7 @@ class RustCodecontestsTask(Task):
         if not entry.is_file() or entry.is_symlink():
             return ScoreResult.invalid(f"solution/{MODULE} is missing (or is a symlink)")
         try:
-            toolchain = Toolchain.find()
+            toolchain = Toolchain.for_sandbox(ctx.sandbox)
         except AssetsError as e:
             return ScoreResult.invalid(str(e))
         problems = self.load_split(ctx.scale, ctx.cache, "test")
@@ -330,7 +329,7 @@ class RustCodecontestsTask(Task):
                 env={
                     "RB_LLM_SOCKET": f"{SCORE_ROOT}/llm/llm.sock",
                     "RUSTC": str(toolchain.rustc),
-                    "PATH": f"{toolchain.rustc.parent}:{python_bin_dir()}:/usr/bin:/bin",
+                    "PATH": f"{ctx.sandbox.python_bin}:{toolchain.rustc.parent}:/usr/bin:/bin",
                 },
                 deadline=time.monotonic() + timeout,
                 log=log_path,
