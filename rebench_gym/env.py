@@ -19,7 +19,7 @@ import gymnasium as gym
 from rebench_gym import actions as act
 from rebench_gym.cache import cache_root
 from rebench_gym.calibration import get_anchors
-from rebench_gym.envs.observation import format_exec, number_lines, workspace_tree
+from rebench_gym.envs.observation import WorkspaceListing, format_exec, number_lines
 from rebench_gym.errors import ActionError, UnenforcedLimitWarning, UsageError
 from rebench_gym.sandbox import PROVIDERS, Sandbox, default_sandbox_name, make_sandbox
 from rebench_gym.sandbox.leftovers import remove_tree, scratch_dir
@@ -139,6 +139,7 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         )
         self.action_space = UnicodeText(max_length=10_000_000)
         self._sandbox: Sandbox | None = None
+        self._listing: WorkspaceListing | None = None
         self._root: Path | None = None
         self._log: ScoreLog | None = None
         self._anchors: Anchors | None = None
@@ -209,6 +210,8 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         self._stop_services()
         task.populate_workspace(workspace, self.scale, cache)
         self._services = task.start_services(self.scale, cache, workspace, self.task_options)
+        if self._listing is not None:
+            self._listing.invalidate()
         self._sandbox.start()
         self._log = ScoreLog(self._anchors, task.spec.aggregation)
         self._paid = 0.0
@@ -289,6 +292,8 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         if self._closed:
             return
         self._closed = True
+        if self._listing is not None:
+            self._listing.close()
         self._stop_services()
         if self._sandbox is not None:
             self._sandbox.close()
@@ -479,7 +484,11 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         return get_anchors(self.task, self.scale, cache_dir=cache)
 
     def _tree(self) -> str:
-        return workspace_tree(self.workspace)
+        if self._listing is None or self._listing.root != self.workspace:
+            if self._listing is not None:
+                self._listing.close()
+            self._listing = WorkspaceListing(self.workspace)
+        return self._listing.text()
 
     def _stop_services(self) -> None:
         services, self._services = self._services, []

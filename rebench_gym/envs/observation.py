@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import stat
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from rebench_gym.sandbox.base import ExecResult
@@ -33,13 +36,15 @@ def format_exec(result: ExecResult, limit: int) -> str:
     return text + status
 
 
-def workspace_tree(root: Path, *, max_entries: int = 200) -> str:
+def workspace_tree(
+    root: Path, *, max_entries: int = 200, on_dir: Callable[[str], None] | None = None
+) -> str:
     """A sorted listing of the workspace (``path  size``), directories marked with ``/``.
 
     Breadth-first (the top levels first) and bounded: it stops reading once ``max_entries`` are
     listed, so its cost depends on what it shows, not on how many files the workspace holds (a
     virtualenv or an unpacked dataset costs nothing per step). A last line says when entries
-    were left out.
+    were left out. ``on_dir`` is called with each directory's host path before it is read.
     """
     lines: list[str] = []
     # (directory on the host, its path relative to root with a trailing slash); plain strings:
@@ -49,6 +54,8 @@ def workspace_tree(root: Path, *, max_entries: int = 200) -> str:
     while queue and not cut:
         directory, rel = queue.popleft()
         entries: list[os.DirEntry[str]] = []
+        if on_dir is not None:
+            on_dir(directory)
         try:
             with os.scandir(directory) as it:
                 for entry in it:
@@ -78,6 +85,82 @@ def workspace_tree(root: Path, *, max_entries: int = 200) -> str:
             "...]"
         )
     return "\n".join(lines)
+
+
+class WorkspaceListing:
+    """The ``files`` observation of one workspace, read again only when something changed.
+
+    Every directory the listing read is watched with inotify (the watch is added before the
+    directory is read, so no change can fall between the two); while no event arrived the
+    cached text is returned, so a step that changes nothing costs one non-blocking read however
+    many files are shown. Any event, a full event queue, or a machine without inotify means the
+    listing is read again. Changes in directories the listing did not reach (it stopped at
+    ``max_entries``) cannot change it.
+    """
+
+    def __init__(self, root: Path, *, max_entries: int = 200) -> None:
+        self.root = root
+        self.max_entries = max_entries
+        self._text: str | None = None
+        self._fd = -1
+
+    def text(self) -> str:
+        """The listing (cached while nothing in a listed directory changed)."""
+        if self._text is not None and self._fd >= 0 and not self._changed():
+            return self._text
+        self._close_fd()
+        self._fd = _inotify_init()
+        on_dir = self._watch if self._fd >= 0 else None
+        self._text = workspace_tree(self.root, max_entries=self.max_entries, on_dir=on_dir)
+        return self._text
+
+    def invalidate(self) -> None:
+        """Forget the cached listing (the next :meth:`text` reads the workspace)."""
+        self._text = None
+
+    def close(self) -> None:
+        self._close_fd()
+        self._text = None
+
+    def _watch(self, directory: str) -> None:
+        if _LIBC is None or _LIBC.inotify_add_watch(self._fd, os.fsencode(directory), _MASK) < 0:
+            self._close_fd()  # a directory that cannot be watched: no caching this time
+
+    def _changed(self) -> bool:
+        try:
+            return bool(os.read(self._fd, 65536))
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
+    def _close_fd(self) -> None:
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd = -1
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.inotify_init1  # noqa: B018 - present on Linux only
+    except (OSError, AttributeError):  # pragma: no cover - non-Linux
+        return None
+    return libc
+
+
+_LIBC = _load_libc()
+# IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
+# | IN_DELETE_SELF | IN_MOVE_SELF: whatever can change a name, a kind or a size in the listing
+_MASK = 0x002 | 0x004 | 0x008 | 0x040 | 0x080 | 0x100 | 0x200 | 0x400 | 0x800
+
+
+def _inotify_init() -> int:
+    """A fresh non-blocking, close-on-exec inotify descriptor (-1 where there is none)."""
+    if _LIBC is None:
+        return -1
+    return int(_LIBC.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC))
 
 
 def _human(n: int) -> str:

@@ -4,7 +4,7 @@ workspace."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -69,3 +69,32 @@ def test_the_walk_reads_only_about_what_it_shows(
     monkeypatch.setattr(observation.os, "scandir", Counting)
     observation.workspace_tree(tmp_path, max_entries=200)
     assert read[0] <= 201  # of 50,051 entries
+
+
+def test_the_listing_is_cached_until_something_listed_changes(tmp_path: Path) -> None:
+    (tmp_path / "solution").mkdir()
+    (tmp_path / "solution" / "a.py").write_text("x")
+    listing = observation.WorkspaceListing(tmp_path)
+    first = listing.text()
+    assert listing.text() is first  # nothing changed: the cached text, no walk
+
+    def after(change: Callable[[], object]) -> str:
+        change()
+        text = listing.text()
+        assert text == workspace_tree(tmp_path), "the listing missed a change"
+        return text
+
+    assert "b.py" in after(lambda: (tmp_path / "solution" / "b.py").write_text("y"))
+    assert "a.py  5 B" in after(lambda: (tmp_path / "solution" / "a.py").write_text("xxxxx"))
+    assert "c.py" in after(lambda: (tmp_path / "solution" / "b.py").rename(tmp_path / "c.py"))
+    assert "deep/" in after(lambda: (tmp_path / "solution" / "deep").mkdir())
+    assert "d.txt" in after(lambda: (tmp_path / "solution" / "deep" / "d.txt").write_text("z"))
+    assert "c.py" not in after(lambda: (tmp_path / "c.py").unlink())
+    # appending to an open file, as a training log does
+    with open(tmp_path / "solution" / "a.py", "a") as fh:
+        fh.write("more")
+        fh.flush()
+        assert "a.py  9 B" in listing.text()
+    same = listing.text()
+    assert listing.text() is same
+    listing.close()
