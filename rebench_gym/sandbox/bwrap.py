@@ -20,8 +20,9 @@ Who the agent is on the host:
 Hidden from the agent: the installed ``rebench_gym`` package (every scorer and reference solution)
 and the asset cache (not mounted, or masked by an empty tmpfs where they lie under a mounted
 directory), and every file under ``/etc`` that is not world-readable (``/etc/shadow``, keys).
-``/proc/sys`` is read-only. A pids cgroup bounds the number of processes where the machine
-allows one to be created.
+``/proc/sys`` is read-only. Where the machine allows cgroups, one bounds the number of
+processes, memory (the scratch tmpfs are sized within it) and CPU time; the workspace can be a
+filesystem of the task's ``disk_gb`` (:mod:`rebench_gym.sandbox.resources`).
 """
 
 from __future__ import annotations

@@ -2,10 +2,12 @@
 
 * The episode's container runs ``sleep infinity`` under Docker's init (both root, with every
   capability dropped, so the agent cannot kill them); everything of the agent's runs as the
-  non-root uid 1000. No network (``network_mode="none"`` unless ``network=True``), CPU, memory and
-  pids limits, and the GPUs the task needs through device requests. Only the workspace is
-  bind-mounted (at ``/home/agent``); the rebench_gym package, scorers, reference solutions and
-  the asset cache are never copied or mounted into it.
+  non-root uid 1000. No network (``network_mode="none"`` unless ``network=True``), the task's
+  CPU, memory (swap included) and pids limits, a read-only root filesystem with tmpfs scratch
+  directories sized within the memory limit, and the task's GPUs by UUID through device
+  requests. Only the workspace is bind-mounted (at ``/home/agent``; a filesystem of the task's
+  ``disk_gb`` where the driver can make one); the rebench_gym package, scorers, reference
+  solutions and the asset cache are never copied or mounted into it.
 * The agent's shell is the same :class:`~rebench_gym.sandbox.shell.PersistentShell` as for the
   other providers, started as one long-lived ``docker exec -i CONTAINER bash``. Each command runs
   with ``REBENCH_CMD=<nonce>`` in its environment, so a timeout kills exactly the processes it
