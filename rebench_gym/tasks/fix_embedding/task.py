@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,43 +50,38 @@ def permute_embedding(model: GPT, seed: int) -> GPT:
 
 
 @dataclass(frozen=True)
-class FixEmbeddingMiniParams(TaskParams):
-    """The task-specific keys of task.yaml's ``scales.mini``."""
+class FixEmbeddingParams(TaskParams):
+    """The task-specific keys both scales of task.yaml have."""
 
     loss_floor: float
     eval_batches: int
     eval_batch_size: int
+    # keys being added to task.yaml by the fidelity work (defaults keep both versions valid)
+    dataset: str = field(default="", kw_only=True)
+    original_loss: float | None = field(default=None, kw_only=True)
+    corrupted_loss: float | None = field(default=None, kw_only=True)
+    tokens_note: str = field(default="", kw_only=True)
+    hardware_note: str = field(default="", kw_only=True)
+    reference_args: str = field(default="", kw_only=True)
+    reference_timeout_s: int = field(default=3600, kw_only=True)
+
+
+@dataclass(frozen=True)
+class FixEmbeddingMiniParams(FixEmbeddingParams):
+    """The task-specific keys of task.yaml's ``scales.mini``."""
+
     large: dict[str, Any]
     small: dict[str, Any]
     train_docs: int
     val_docs: int
     eval_device: str = "cpu"
-    # keys being added to task.yaml by the fidelity work (defaults keep both versions valid)
-    dataset: str = ""
-    original_loss: float | None = None
-    corrupted_loss: float | None = None
-    tokens_note: str = ""
-    hardware_note: str = ""
-    reference_args: str = ""
-    reference_timeout_s: int = 3600
 
 
 @dataclass(frozen=True)
-class FixEmbeddingFullParams(TaskParams):
+class FixEmbeddingFullParams(FixEmbeddingParams):
     """The task-specific keys of task.yaml's ``scales.full``."""
 
-    loss_floor: float
-    eval_batches: int
-    eval_batch_size: int
     eval_device: str
-    # keys being added to task.yaml by the fidelity work (defaults keep both versions valid)
-    dataset: str = ""
-    original_loss: float | None = None
-    corrupted_loss: float | None = None
-    tokens_note: str = ""
-    hardware_note: str = ""
-    reference_args: str = ""
-    reference_timeout_s: int = 3600
 
 
 class FixEmbeddingTask(Task):

@@ -35,7 +35,7 @@ import shutil
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +121,8 @@ DEBUG_HINT = (
 
 
 @dataclass(frozen=True)
-class RustMiniParams(TaskParams):
-    """The task-specific keys of task.yaml's ``scales.mini``."""
+class RustParams(TaskParams):
+    """The task-specific keys both scales of task.yaml have."""
 
     generation_timeout_s: int
     per_problem_timeout_s: int
@@ -131,27 +131,23 @@ class RustMiniParams(TaskParams):
     test_timeout_s: int
     problem_timeout_s: int
     memory_mb: int
-    score_max_requests: int
     model_note: str
     generation_note: str
-    batch_size: int = 0
+    batch_size: int = field(default=0, kw_only=True)
 
 
 @dataclass(frozen=True)
-class RustFullParams(TaskParams):
+class RustMiniParams(RustParams):
+    """The task-specific keys of task.yaml's ``scales.mini``."""
+
+    score_max_requests: int
+
+
+@dataclass(frozen=True)
+class RustFullParams(RustParams):
     """The task-specific keys of task.yaml's ``scales.full``."""
 
-    generation_timeout_s: int
-    per_problem_timeout_s: int
-    concurrency: int
-    eval_workers: int
-    test_timeout_s: int
-    problem_timeout_s: int
-    memory_mb: int
     score_max_cost: float
-    model_note: str
-    generation_note: str
-    batch_size: int = 0
     #: none (the default): CodeContests' whole splits, as the original; see codecontests.py
     filter: dict[str, Any] | None = None
 

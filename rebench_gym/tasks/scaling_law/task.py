@@ -180,8 +180,8 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 @dataclass(frozen=True)
-class ScalingLawMiniParams(TaskParams):
-    """The task-specific keys of task.yaml's ``scales.mini``."""
+class ScalingLawParams(TaskParams):
+    """The task-specific keys both scales of task.yaml have."""
 
     target_flops: float
     experiment_flops: float
@@ -192,28 +192,24 @@ class ScalingLawMiniParams(TaskParams):
     vocab_size: int
     flops_band: list[Any]
     flops_tolerance: float
+    default_answer: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ScalingLawMiniParams(ScalingLawParams):
+    """The task-specific keys of task.yaml's ``scales.mini``."""
+
     train_docs: int
     val_docs: int
     sweep_iters: list[Any]
     sweep_seeds: list[Any]
-    default_answer: dict[str, Any]
     reference_args: str = ""
 
 
 @dataclass(frozen=True)
-class ScalingLawFullParams(TaskParams):
+class ScalingLawFullParams(ScalingLawParams):
     """The task-specific keys of task.yaml's ``scales.full``."""
 
-    target_flops: float
-    experiment_flops: float
-    n_layer: int
-    n_head: int
-    block_size: int
-    batch_size: int
-    vocab_size: int
-    flops_band: list[Any]
-    flops_tolerance: float
-    default_answer: dict[str, Any]
     sweep: list[Any]
     # example_config.py's other fixed settings (filled into it by populate_workspace)
     eval_batches: int
