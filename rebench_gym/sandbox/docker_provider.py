@@ -57,10 +57,7 @@ from rebench_gym.sandbox.resources import (
     TMP_SHARE_OF_MEMORY,
     Resources,
     capped_cpus,
-    nvidia_gpus,
-    pick_gpus,
     score_cpuset,
-    visible_devices,
 )
 from rebench_gym.sandbox.shell import PersistentShell
 
@@ -294,12 +291,8 @@ class DockerSandbox(Sandbox):
                 self.tmpfs[path] = min(self.tmpfs[path], int(self.memory * share))
             enf.enforced["memory"] = "Docker --memory, swap included (--memory-swap)"
             enf.enforced["cpus"] = f"Docker --cpus {self.cpus:g}"
-            gpus, missing = pick_gpus(resources, nvidia_gpus(), visible_devices())
+            gpus = enf.pin_gpus("Docker device request by UUID")
             self.gpu_uuids = [g.uuid for g in gpus]
-            if missing:
-                enf.unenforced["gpus"] = missing
-            if gpus:
-                enf.enforced["gpus"] = "Docker device request by UUID"
         enf.enforced["tmp"] = "read-only root filesystem; tmpfs " + ", ".join(
             f"{path} {size / GIB:.3g} GiB" for path, size in self.tmpfs.items()
         )

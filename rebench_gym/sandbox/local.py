@@ -24,10 +24,7 @@ from rebench_gym.sandbox.resources import (
     Gpu,
     Resources,
     capped_cpus,
-    nvidia_gpus,
-    pick_gpus,
     score_cpuset,
-    visible_devices,
 )
 from rebench_gym.sandbox.shell import PersistentShell
 
@@ -105,11 +102,7 @@ class HostShellSandbox(Sandbox):
         if resources is not None:
             cpus = capped_cpus(resources.cpus, self.enforcement)
             limits = procs.CgroupLimits(max_pids, resources.memory_bytes, cpus)
-            self.gpus, missing = pick_gpus(resources, nvidia_gpus(), visible_devices())
-            if missing:
-                self.enforcement.unenforced["gpus"] = missing
-            if self.gpus:
-                self.enforcement.enforced["gpus"] = "pinned by UUID (CUDA_VISIBLE_DEVICES)"
+            self.gpus = self.enforcement.pin_gpus("pinned by UUID (CUDA_VISIBLE_DEVICES)")
         self.cgroup = procs.Cgroup.create(limits)
         self._record_cgroup(self.cgroup, ("pids", "memory", "cpus") if resources else ("pids",))
         argv, env, cwd = self._shell_command()

@@ -173,6 +173,18 @@ class Enforcement:
             "unenforced": dict(self.unenforced),
         }
 
+    def pin_gpus(self, how: str) -> list[Gpu]:
+        """The GPUs the sandbox gets (:func:`pick_gpus` over this machine's), recorded as
+        enforced ``how`` or, where the declared ones are not all here, as unenforced."""
+        if self.resources is None:
+            return []
+        gpus, missing = pick_gpus(self.resources, nvidia_gpus(), visible_devices())
+        if missing:
+            self.unenforced["gpus"] = missing
+        if gpus:
+            self.enforced["gpus"] = how
+        return gpus
+
     def warning(self, provider: str) -> str | None:
         """One line naming every limit this machine cannot enforce (None: all are)."""
         if not self.unenforced:

@@ -5,20 +5,11 @@ dangling and runs what the task needs. ``.ci/docker-setup`` builds them all
 from __future__ import annotations
 
 import re
-import subprocess
 
 import pytest
 
-from rebench_gym.envs.registration import ENV_IDS, task_folder
 from tests.sandbox.test_docker import _SKIP as DOCKER_SKIP
-
-TASKS = sorted(task_folder(i).name for i in ENV_IDS)
-
-
-def _docker(*args: str) -> str:
-    return subprocess.run(
-        ["docker", *args], check=True, capture_output=True, text=True, timeout=900
-    ).stdout
+from tests.sandbox.test_docker_images_full import TASKS, _dangling, _docker
 
 
 def test_every_task_has_a_mini_recipe_on_the_shared_base() -> None:
@@ -46,11 +37,10 @@ def test_mini_image_is_built_on_the_shared_base_and_runs_the_task_tools(name: st
         shared_base_tag,
     )
 
-    dangling = set(_docker("images", "-q", "--no-trunc", "-f", "dangling=true").split())
+    dangling = _dangling()
     tag = build_image(name, "mini")
     assert find_image(name, "mini") == tag
-    after = set(_docker("images", "-q", "--no-trunc", "-f", "dangling=true").split())
-    assert after <= dangling, "the build left a dangling image"
+    assert _dangling() <= dangling, "the build left a dangling image"
     client = docker_client()
     root_id = client.images.get(DEFAULT_BASE_IMAGES["mini"]).id
     base_layers = client.images.get(shared_base_tag("mini", root_id)).attrs["RootFS"]["Layers"]
