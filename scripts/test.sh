@@ -6,6 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Chromium (headless) for the test that opens a `rebench view` page in a real browser.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "[test] installing chromium (headless browser for the page tests)" >&2
+  as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 PY=${PYTHON:-python3}
 if [ "${REBENCH_SKIP_CHECKS:-0}" != 1 ]; then
   failed=()
