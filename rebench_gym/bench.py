@@ -561,3 +561,181 @@ def run_extended(sandbox: str) -> tuple[dict[str, Any], list[str]]:
         *[f"| {k} | {v:.1f} | < 60 |" for k, v in scores.items()],
     ]
     return {"vector": vec, "ray_vector": ray_vec, "memory": mem, "score_call_s": scores}, lines
+
+
+# ----- score-call cost (rebench bench --scoring) ------------------------------------------------
+
+
+def _scored_reference_calls(
+    env_id: str, sandbox: str, repeats: int, path: str
+) -> tuple[list[float], list[dict[str, float]], str]:
+    """Seconds and phases of ``repeats`` score calls of the task's mini reference solution on
+    scoring path ``path`` ("fast" or "baseline", see :func:`procs.fast_scoring`), and the last
+    score message."""
+    from rebench_gym import procs
+    from rebench_gym.tasks import phases
+
+    totals: list[float] = []
+    logs: list[dict[str, float]] = []
+    message = ""
+    before = os.environ.get(procs.SCORING_PATH_ENV)
+    os.environ[procs.SCORING_PATH_ENV] = path
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            env = gym.make(env_id, scale="mini", sandbox=sandbox, anchors=(1.0, 0.0))
+            inner: Any = env.unwrapped
+            try:
+                env.reset()  # prepares assets if needed (not timed)
+                for rel, data in inner.task.reference_files("mini").items():
+                    inner.sandbox.write_file(f"solution/{rel}", data)
+                for _ in range(repeats):
+                    with phases.recording() as log:
+                        start = time.perf_counter()
+                        result = inner.score_now()
+                        totals.append(time.perf_counter() - start)
+                    logs.append(dict(log.seconds))
+                    message = ("" if result.valid else "invalid: ") + result.message
+            finally:
+                env.close()
+    finally:
+        if before is None:
+            os.environ.pop(procs.SCORING_PATH_ENV, None)
+        else:
+            os.environ[procs.SCORING_PATH_ENV] = before
+    return totals, logs, message
+
+
+def _median_phases(logs: list[dict[str, float]], totals: list[float]) -> dict[str, float]:
+    """Per phase the median over calls, plus ``other`` (total minus the recorded phases)."""
+    from rebench_gym.tasks.phases import PHASES
+
+    out = {name: statistics.median(log.get(name, 0.0) for log in logs) for name in PHASES}
+    out["other"] = statistics.median(
+        total - sum(log.values()) for total, log in zip(totals, logs, strict=True)
+    )
+    return out
+
+
+def calibration_time(env_id: str, path: str, repeats: int) -> float:
+    """Seconds ``calibrate`` takes for ``env_id`` at mini scale on scoring path ``path`` (its
+    ``repeats`` start and reference score calls, in the local sandbox as `rebench calibrate`)."""
+    from rebench_gym import procs
+    from rebench_gym.calibration import calibrate
+    from rebench_gym.envs.registration import task_name
+    from rebench_gym.tasks import get_task
+
+    before = os.environ.get(procs.SCORING_PATH_ENV)
+    os.environ[procs.SCORING_PATH_ENV] = path
+    try:
+        start = time.perf_counter()
+        calibrate(get_task(task_name(env_id)), "mini", repeats=repeats, progress=False)
+        return time.perf_counter() - start
+    finally:
+        if before is None:
+            os.environ.pop(procs.SCORING_PATH_ENV, None)
+        else:
+            os.environ[procs.SCORING_PATH_ENV] = before
+
+
+def scoring_costs(
+    sandbox: str = "bwrap",
+    repeats: int = 5,
+    env_ids: list[str] | None = None,
+    calibration_repeats: int = 5,
+) -> dict[str, Any]:
+    """``rebench bench --scoring``: where each mini task's score call spends its time.
+
+    Each task's mini reference solution is scored ``repeats`` times in a fresh env; tasks with
+    a fast scoring path (``fast_scoring_path``) are also scored on the baseline path in the same
+    run, so "speed-up" is a ratio of p50s measured side by side. Targets (issue #27): every mini
+    task's score call >= 2x faster than the baseline; the kernel's p50 within 3x of its own
+    checks plus timed work (warm-ups, timed calls and their verification, as recorded). The
+    kernel's calibration (``calibration_repeats`` start and reference score calls) is timed on
+    both paths too.
+    """
+    import rebench_gym
+    from rebench_gym.tasks.phases import PHASES
+
+    ids = env_ids or sorted(rebench_gym.ENV_IDS)
+    columns = [*PHASES, "other"]
+    report: dict[str, Any] = {"sandbox": sandbox, "repeats": repeats, "tasks": {}}
+    lines = [
+        f"score-call cost ({sandbox}, the mini reference solution, {repeats} calls per path; "
+        "p50 seconds per phase; other = snapshot of solution/, pausing the agent, score log):",
+        "",
+        "| task | path | p50 s | " + " | ".join(columns) + " | speed-up | score |",
+        "|---|---|---|" + "---|" * len(columns) + "---|---|",
+    ]
+    for env_id in ids:
+        from rebench_gym.envs.registration import task_name
+        from rebench_gym.tasks import get_task
+
+        fast_path = bool(getattr(get_task(task_name(env_id)), "fast_scoring_path", False))
+        entry: dict[str, Any] = {}
+        for path in ("fast", "baseline") if fast_path else ("fast",):
+            try:
+                totals, logs, message = _scored_reference_calls(env_id, sandbox, repeats, path)
+            except Exception as err:  # a task that cannot run here is reported, not fatal
+                why = f"{type(err).__name__}: {err}"
+                entry[path] = {"error": why}
+                lines.append(f"| {env_id} | {path} | not measured: {why} |")
+                continue
+            p50 = statistics.median(totals)
+            entry[path] = {
+                "p50_s": p50,
+                "calls_s": totals,
+                "phases_p50_s": _median_phases(logs, totals),
+                "message": message,
+            }
+        fast, base = entry.get("fast", {}), entry.get("baseline", {})
+        if "p50_s" in fast and "p50_s" in base:
+            entry["speedup"] = base["p50_s"] / fast["p50_s"]
+            entry["target_speedup"] = 2.0
+            entry["meets_speedup"] = entry["speedup"] >= 2.0
+        if "p50_s" in fast and env_id.endswith("OptimizeKernel-v0"):
+            ph = fast["phases_p50_s"]
+            work = ph["checks"] + ph["timed work"]
+            entry["work_s"] = work
+            entry["p50_vs_work"] = fast["p50_s"] / work if work else float("nan")
+            entry["target_vs_work"] = 3.0
+        for path in ("fast", "baseline"):
+            e = entry.get(path)
+            if not e or "p50_s" not in e:
+                continue
+            ph = e["phases_p50_s"]
+            speed = f"{entry['speedup']:.1f}x" if path == "fast" and "speedup" in entry else ""
+            if path == "fast" and not fast_path:
+                speed = "no fast path yet"
+            lines.append(
+                f"| {env_id} | {path} | {e['p50_s']:.2f} | "
+                + " | ".join(f"{ph[c]:.2f}" for c in columns)
+                + f" | {speed} | {e['message'][:60]} |"
+            )
+        report["tasks"][env_id] = entry
+    kernel = next((k for k in ids if k.endswith("OptimizeKernel-v0")), None)
+    if kernel is not None and "work_s" in report["tasks"][kernel]:
+        k = report["tasks"][kernel]
+        lines += [
+            "",
+            f"kernel score call p50 {k['fast']['p50_s']:.2f} s = {k['p50_vs_work']:.1f}x its own "
+            f"checks + timed work ({k['work_s']:.2f} s; target <= 3x)"
+            + (
+                f"; {k['speedup']:.1f}x faster than the baseline path (target >= 2x)"
+                if "speedup" in k
+                else ""
+            ),
+        ]
+    if kernel is not None and calibration_repeats:
+        calib = {
+            path: calibration_time(kernel, path, calibration_repeats)
+            for path in ("fast", "baseline")
+        }
+        report["calibration_s"] = calib
+        lines.append(
+            f"kernel calibration ({2 * calibration_repeats} score calls, local sandbox): "
+            f"{calib['fast']:.0f} s vs {calib['baseline']:.0f} s on the baseline path "
+            f"({calib['baseline'] / calib['fast']:.1f}x)"
+        )
+    report["text"] = "\n".join(lines)
+    return report

@@ -85,6 +85,37 @@ def stop_scoring_process(proc: subprocess.Popen[bytes]) -> None:
         cgroup.remove()
 
 
+def kill_spawned_except(
+    proc: subprocess.Popen[bytes], keep: frozenset[int], *, timeout: float = 5.0
+) -> bool:
+    """Kill every process of a sandbox spawn (:func:`spawned_pids`: its cgroup's members, else
+    its process tree) except ``keep``, until none is left; False if some survived ``timeout``.
+
+    A scorer that forks fresh solution processes from one trusted parent in a spawn uses it to
+    end one solution process and all it started (detached ones too) while keeping the parent
+    and the sandbox's own processes (``keep``, taken before the first fork)."""
+    cgroup = getattr(proc, "rebench_cgroup", None)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        members = [p for p in spawned_pids(proc.pid, cgroup) if p not in keep]
+        if not members:
+            return True
+        kill_pids(members, signal.SIGSTOP)
+        kill_pids([p for p in spawned_pids(proc.pid, cgroup) if p not in keep], signal.SIGKILL)
+        time.sleep(0.002)
+    return False
+
+
+#: ``REBENCH_SCORING=baseline`` makes scorers take their original path (one fresh interpreter
+#: per solution process) instead of the faster one; ``rebench bench --scoring`` measures both
+SCORING_PATH_ENV = "REBENCH_SCORING"
+
+
+def fast_scoring() -> bool:
+    """Whether scorers may use their fast path (see :data:`SCORING_PATH_ENV`)."""
+    return os.environ.get(SCORING_PATH_ENV, "fast") != "baseline"
+
+
 def log_tail(path: Path, limit: int = 3000) -> str:
     """The last ``limit`` bytes of a log file as text ("" when it cannot be read)."""
     try:
@@ -496,6 +527,15 @@ def run_worker(
     module: str, spec: dict[str, Any], timeout: float, what: str = "evaluation"
 ) -> tuple[dict[str, Any] | None, str]:
     """``(result, "")`` or ``(None, message)``; ``what`` names the work in messages."""
+    from rebench_gym.tasks import phases
+
+    with phases.phase("worker"):
+        return _run_worker(module, spec, timeout, what)
+
+
+def _run_worker(
+    module: str, spec: dict[str, Any], timeout: float, what: str
+) -> tuple[dict[str, Any] | None, str]:
     try:
         proc = subprocess.run(
             [sys.executable, "-m", module, json.dumps(spec)],

@@ -9,8 +9,13 @@ from rebench_gym.cli._common import Subparsers, add_command, emit, positive_int
 
 def command(args: argparse.Namespace) -> int:
     """Run the performance benchmarks (step overhead against a raw shell round trip)."""
-    from rebench_gym.bench import run_benchmarks
+    from rebench_gym.bench import run_benchmarks, scoring_costs
 
+    if args.scoring:
+        sandbox = (args.sandbox or ["bwrap"])[0]
+        scoring = scoring_costs(sandbox=sandbox, repeats=args.score_repeats)
+        emit(scoring, args.json, scoring["text"])
+        return 0
     report = run_benchmarks(
         sandboxes=args.sandbox or None,
         repeats=args.repeats,
@@ -35,6 +40,18 @@ def register(sub: Subparsers) -> None:
         action="store_true",
         help="also time every task's mini Docker image build (cold and on a warm base) and "
         "report the sizes (rebuilds them)",
+    )
+    p.add_argument(
+        "--scoring",
+        action="store_true",
+        help="only the score-call cost: per mini task where a score call's time goes (the "
+        "reference solution, first --sandbox or bwrap), fast path against baseline path",
+    )
+    p.add_argument(
+        "--score-repeats",
+        type=positive_int,
+        default=5,
+        help="score calls per task and path with --scoring",
     )
     p.add_argument(
         "--quick",

@@ -356,6 +356,7 @@ def run_until_deadline(
     the deadline has passed already.
     """
     from rebench_gym import procs
+    from rebench_gym.tasks import phases
 
     with open(log, "wb") as out:
         start = time.monotonic()
@@ -374,7 +375,9 @@ def run_until_deadline(
         timed_out = True
     finally:
         seconds = time.monotonic() - start
-        procs.stop_scoring_process(proc)
+        phases.add("sandboxed run", seconds)
+        with phases.phase("teardown"):
+            procs.stop_scoring_process(proc)
     return SandboxRun(
         returncode=None if timed_out else proc.returncode,
         timed_out=timed_out,

@@ -20,21 +20,29 @@ RB_IN_PATH / RB_OUT_PATH where the sandbox cannot pass descriptors), each messag
 
 The scorer keeps its own copy of the input generation and the patch (task.py), which must draw
 exactly the same numbers.
+
+'R' carries two little-endian doubles, the seconds this process spent importing torch and the
+solution (a breakdown of the score call's time only: the scorer trusts nothing else in it).
+
+Forking parent (RB_CTL_FD set; sandboxes that pass descriptors): one score call spreads its timed
+calls over several fresh solution processes, and each used to start an interpreter and import
+torch (seconds) for well under a second of work. This process instead imports torch once, never
+imports or runs the solution, makes itself non-dumpable (no same-uid process may read or write
+its memory through /proc; ptrace is refused by the sandbox's seccomp filter anyway) and forks one
+fresh child per solution process: it reads one byte from RB_CTL_FD (only the scorer writes
+there), forks, and waits for the child. The child closes the control pipe and every other
+child's descriptors, becomes dumpable again and runs the protocol above on its own pipe pair
+(RB_CHILD_FDS: "in,out;in,out;..."). The parent reads nothing a child wrote; it answers the
+scorer once, before the first fork, on RB_READY_FD ('Z' + the torch import seconds).
 """
 
 import os
 import struct
 import sys
+import time
 import traceback
 
-if "RB_IN_PATH" in os.environ:
-    # Named FIFOs (sandboxes that cannot pass descriptors, e.g. docker): open the input first,
-    # the scorer opens its ends in the same order.
-    IN_FD = os.open(os.environ["RB_IN_PATH"], os.O_RDONLY)
-    OUT_FD = os.open(os.environ["RB_OUT_PATH"], os.O_WRONLY)
-else:
-    IN_FD = int(os.environ["RB_IN_FD"])
-    OUT_FD = int(os.environ["RB_OUT_FD"])
+IN_FD = OUT_FD = -1
 DEVICE = os.environ.get("RB_DEVICE", "cpu")
 _read = os.read
 _write = os.write
@@ -70,19 +78,82 @@ def shared(name):
         return mmap.mmap(fh.fileno(), 0)
 
 
-def main():
+def open_channel():
+    """The pipe pair of a process started on its own (not forked by the parent)."""
+    global IN_FD, OUT_FD
+    if "RB_IN_PATH" in os.environ:
+        # Named FIFOs (sandboxes that cannot pass descriptors, e.g. docker): open the input
+        # first, the scorer opens its ends in the same order.
+        IN_FD = os.open(os.environ["RB_IN_PATH"], os.O_RDONLY)
+        OUT_FD = os.open(os.environ["RB_OUT_PATH"], os.O_WRONLY)
+    else:
+        IN_FD = int(os.environ["RB_IN_FD"])
+        OUT_FD = int(os.environ["RB_OUT_FD"])
+
+
+def set_dumpable(flag):
+    """prctl(PR_SET_DUMPABLE, flag); raises OSError when the kernel refuses."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(4, int(flag), 0, 0, 0) != 0:  # PR_SET_DUMPABLE
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
+
+
+def fork_children():
+    """The forking parent (see the module docstring): never imports the solution."""
+    global IN_FD, OUT_FD
+    ctl = int(os.environ["RB_CTL_FD"])
+    ready = int(os.environ["RB_READY_FD"])
+    pairs = [tuple(int(f) for f in p.split(",")) for p in os.environ["RB_CHILD_FDS"].split(";")]
+    start = time.perf_counter()
+    import torch  # noqa: F401  (what every child needs, imported once)
+
+    torch_s = time.perf_counter() - start
+    set_dumpable(False)
+    os.write(ready, b"Z" + struct.pack("<d", torch_s))
+    os.close(ready)
+    for i, (in_fd, out_fd) in enumerate(pairs):
+        if not os.read(ctl, 1):
+            return
+        pid = os.fork()
+        if pid == 0:
+            os.close(ctl)
+            for later in pairs[i + 1 :]:  # earlier children's ends are closed already
+                for fd in later:
+                    os.close(fd)
+            set_dumpable(True)
+            IN_FD, OUT_FD = in_fd, out_fd
+            try:
+                main(torch_s=0.0)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(0)
+        os.close(in_fd)
+        os.close(out_fd)
+        os.waitpid(pid, 0)
+
+
+def main(torch_s=None):
     sys.path.insert(0, os.environ["RB_SOLUTION_DIR"])
     if "RB_IO_DIR" in os.environ:
         in_mm, out_mm = shared("in.bin"), shared("out.bin")
     try:
+        start = time.perf_counter()
         import torch
 
+        if torch_s is None:
+            torch_s = time.perf_counter() - start
+        start = time.perf_counter()
         synchronize = torch.cuda.synchronize if DEVICE.startswith("cuda") else (lambda: None)
         from solution import prefix_sum
+
+        solution_s = time.perf_counter() - start
     except BaseException:
         send(b"E", traceback.format_exc().encode()[-4000:])
         return
-    send(b"R")
+    send(b"R", struct.pack("<dd", torch_s, solution_s))
     last = x = None
     while True:
         cmd, length = struct.unpack("<cQ", recv_exact(9))
@@ -148,4 +219,8 @@ def encode(y, shape, torch):
 
 
 if __name__ == "__main__":
-    main()
+    if "RB_CTL_FD" in os.environ:
+        fork_children()
+    else:
+        open_channel()
+        main()

@@ -17,6 +17,12 @@ The scorer starts ``runner.py`` in a fresh interpreter inside the sandbox on a r
   warm-ups).
 
 Score: ``ln(milliseconds)`` of the fastest timed call; any wrong output makes it invalid.
+
+The timed calls are spread over several fresh solution processes. Where the sandbox passes file
+descriptors (local, bwrap) one sandboxed runner imports torch once and forks each of them (see
+``runner.py``): the solution runs only in the forked children, each a fresh process that ends
+(with everything it started) before the next is forked. Elsewhere (docker), or with
+``REBENCH_SCORING=baseline``, each solution process is its own sandbox spawn and interpreter.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from rebench_gym import procs
 from rebench_gym.sandbox.base import Bind
 from rebench_gym.sandbox.leftovers import shm_scratch_dir
 from rebench_gym.scoring import ScoreResult
+from rebench_gym.tasks import phases
 from rebench_gym.tasks.base import SCORE_ROOT, ScoreContext, Task, TaskParams
 from rebench_gym.tasks.ipc import Channel, ChannelClosed, ChannelTimeout, make_pipe
 
@@ -76,14 +83,20 @@ class _Invalid(Exception):
 class _SharedIO:
     """The scorer's view of the shared input and output files."""
 
-    def __init__(self, io_dir: Path, proc: subprocess.Popen[bytes]) -> None:
-        self._files = [open(io_dir / name, "r+b") for name in ("in.bin", "out.bin")]  # noqa: SIM115
+    def __init__(self, io_dir: Path) -> None:
+        # Opened (without following links) before the solution process exists and never by
+        # path again: once it runs it may replace the files in its writable io dir.
+        self._files = [
+            os.fdopen(os.open(io_dir / name, os.O_RDWR | os.O_NOFOLLOW), "r+b")
+            for name in ("in.bin", "out.bin")
+        ]
         self._maps = [mmap.mmap(f.fileno(), 0) for f in self._files]
         self.inp = np.frombuffer(self._maps[0], dtype=np.int8)
-        self.proc = proc
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def pin(self, cpu: int) -> None:
         """Restrict every process of the solution to ``cpu``."""
+        assert self.proc is not None
         cgroup = getattr(self.proc, "rebench_cgroup", None)
         for pid in procs.spawned_pids(self.proc.pid, cgroup):
             for tid in procs.threads(pid):
@@ -92,8 +105,10 @@ class _SharedIO:
 
     def read_output(self, nbytes: int) -> bytes:
         """Freeze the solution's processes, copy the output (dtype byte + data), thaw them."""
-        cgroup = getattr(self.proc, "rebench_cgroup", None)
-        frozen = procs.freeze(lambda: procs.spawned_pids(self.proc.pid, cgroup))
+        proc = self.proc
+        assert proc is not None
+        cgroup = getattr(proc, "rebench_cgroup", None)
+        frozen = procs.freeze(lambda: procs.spawned_pids(proc.pid, cgroup))
         try:
             out = self._maps[1]
             nbytes = min(nbytes, len(out) - 8)
@@ -144,6 +159,8 @@ class OptimizeKernelTask(Task):
     package_dir = Path(__file__).parent
     mini_params = KernelMiniParams
     full_params = KernelFullParams
+    #: scoring has a fast path that ``REBENCH_SCORING=baseline`` turns off (``rebench bench``)
+    fast_scoring_path = True
 
     def score(self, ctx: ScoreContext) -> ScoreResult:
         params = self.params(ctx.scale)
@@ -156,13 +173,19 @@ class OptimizeKernelTask(Task):
         # The timed calls are spread over several fresh solution processes: on a shared machine
         # a process's memory placement makes all its calls fast or all slow together, and the
         # fastest call is what counts.
+        shares = [repeats // processes + (i < repeats % processes) for i in range(processes)]
         times_ms: list[float] = []
-        for i in range(processes):
-            share = repeats // processes + (1 if i < repeats % processes else 0)
-            result = self._run_process(ctx, params, rng, share, deadline)
-            if isinstance(result, ScoreResult):
-                return result
-            times_ms += result
+        if procs.fast_scoring() and ctx.sandbox.passes_fds:
+            forked = self._run_forked(ctx, params, rng, shares, deadline)
+            if isinstance(forked, ScoreResult):
+                return forked
+            times_ms = forked
+        else:
+            for share in shares:
+                result = self._run_process(ctx, params, rng, share, deadline)
+                if isinstance(result, ScoreResult):
+                    return result
+                times_ms += result
         # The fastest timed call: timing noise on a shared machine only ever adds time.
         best = min(times_ms)
         return ScoreResult(
@@ -190,11 +213,8 @@ class OptimizeKernelTask(Task):
         # Full scale: inputs generated in the runner, only the call timed (see module docstring).
         generated = params.inputs == "generated"
         patches = params.patch_positions if generated else None
-        # On tmpfs where possible: file-backed pages written back to disk would fault again on
-        # the next write and add noise to the timings.
-        io_dir = shm_scratch_dir("io")
-        (io_dir / "in.bin").write_bytes(bytes(max(n, max(CHECK_LENGTHS))))
-        (io_dir / "out.bin").write_bytes(bytes(8 + 8 * max(n, max(CHECK_LENGTHS))))
+        io_dir = make_io_dir(n)
+        io = _SharedIO(io_dir)
         # Pipes where the sandbox can pass descriptors; named FIFOs in the (private,
         # bind-mounted) io dir where it cannot (docker: pipes cannot cross into a container).
         use_fifos = not ctx.sandbox.passes_fds
@@ -210,38 +230,20 @@ class OptimizeKernelTask(Task):
             from_child_r, from_child_w = make_pipe()
             fifo_env = {"RB_IN_FD": str(to_child_r), "RB_OUT_FD": str(from_child_w)}
         log_path = ctx.work_dir / "runner.log"
-        env = {
-            **fifo_env,
-            "RB_DEVICE": device,
-            "RB_SOLUTION_DIR": f"{SCORE_ROOT}/solution",
-            "RB_IO_DIR": f"{SCORE_ROOT}/io",
-        }
-        if device == "cpu":
-            env["TRITON_INTERPRET"] = "1"
-            # Keep freed memory in the heap: large temporaries then cost no fresh page faults on
-            # every call, which makes CPU timings far less noisy. Same for every solution.
-            env["MALLOC_MMAP_THRESHOLD_"] = str(32 * 1024 * 1024)
-            env["MALLOC_TRIM_THRESHOLD_"] = str(4 * 1024**3)
-            # One thread: on a small shared CPU, thread wake-ups make multi-threaded timings
-            # bimodal. A solution may still call torch.set_num_threads itself.
-            env["OMP_NUM_THREADS"] = "1"
-        with open(log_path, "wb") as log:
-            proc = ctx.sandbox.spawn(
-                ["python3", f"{SCORE_ROOT}/runner.py"],
-                binds=[
-                    Bind(ctx.work_dir / "runner.py", f"{SCORE_ROOT}/runner.py"),
-                    Bind(ctx.solution, f"{SCORE_ROOT}/solution"),
-                    Bind(io_dir, f"{SCORE_ROOT}/io", writable=True),
-                ],
-                cwd=f"{SCORE_ROOT}/solution",
-                env=env,
-                pass_fds=() if use_fifos else (to_child_r, from_child_w),
-                stdout=log.fileno(),
+        with phases.phase("spawn"):
+            proc = spawn_runner(
+                ctx,
+                io_dir,
+                {**fifo_env, **runner_env(device)},
+                () if use_fifos else (to_child_r, from_child_w),
+                log_path,
             )
+        io.proc = proc
         if use_fifos:
             try:
                 from_child_r, to_child_w = open_fifos(io_dir, proc, deadline)
             except (ChannelTimeout, ChannelClosed) as e:
+                io.close()
                 procs.stop_scoring_process(proc)
                 shutil.rmtree(io_dir, ignore_errors=True)
                 return ScoreResult.invalid(
@@ -251,7 +253,6 @@ class OptimizeKernelTask(Task):
             os.close(to_child_r)
             os.close(from_child_w)
         chan = Channel(from_child_r, to_child_w, max_message=16 * n + 64)
-        io = _SharedIO(io_dir, proc)
         try:
             times_ms = self._drive(chan, io, rng, n, device, warmups, repeats, patches, deadline)
         except _Invalid as e:
@@ -268,11 +269,113 @@ class OptimizeKernelTask(Task):
                 + procs.log_tail(log_path),
             )
         finally:
-            chan.close()
-            io.close()
-            procs.stop_scoring_process(proc)
-            shutil.rmtree(io_dir, ignore_errors=True)
+            with phases.phase("teardown"):
+                chan.close()
+                io.close()
+                procs.stop_scoring_process(proc)
+                shutil.rmtree(io_dir, ignore_errors=True)
         return times_ms
+
+    def _run_forked(
+        self,
+        ctx: ScoreContext,
+        params: KernelMiniParams | KernelFullParams,
+        rng: np.random.Generator,
+        shares: list[int],
+        deadline: float,
+    ) -> list[float] | ScoreResult:
+        """Every solution process of the call forked by one sandboxed runner that imported
+        torch once (module docstring, runner.py); each child gets its own pipe pair, and each
+        ends, with all it started, before the next is forked."""
+        n = params.length
+        patches = params.patch_positions if params.inputs == "generated" else None
+        io_dir = make_io_dir(n)
+        io = _SharedIO(io_dir)
+        ctl_r, ctl_w = os.pipe()
+        ready_r, ready_w = os.pipe()
+        # per child: (scorer -> child) and (child -> scorer) pipes
+        pipes = [(make_pipe(), make_pipe()) for _ in shares]
+        child_ends = [(to_child[0], from_child[1]) for to_child, from_child in pipes]
+        inside = [ctl_r, ready_w, *(fd for pair in child_ends for fd in pair)]
+        env = {
+            **runner_env(params.device),
+            "RB_CTL_FD": str(ctl_r),
+            "RB_READY_FD": str(ready_w),
+            "RB_CHILD_FDS": ";".join(f"{a},{b}" for a, b in child_ends),
+        }
+        log_path = ctx.work_dir / "runner.log"
+        with phases.phase("spawn"):
+            proc = spawn_runner(ctx, io_dir, env, tuple(inside), log_path)
+        spawned = time.perf_counter()
+        for fd in inside:
+            os.close(fd)
+        io.proc = proc
+        ready = Channel(ready_r, ctl_w, max_message=0)
+        chans: list[Channel] = []
+        try:
+            try:
+                answer = bytes(ready.recv_exact(9, deadline))
+            except (ChannelTimeout, ChannelClosed) as e:
+                return ScoreResult.invalid(
+                    f"the scoring process did not start: {e}", log=procs.log_tail(log_path)
+                )
+            if answer[:1] != b"Z":
+                return ScoreResult.invalid("the scoring process did not start")
+            waited = time.perf_counter() - spawned
+            imports = min(waited, max(0.0, struct.unpack("<d", answer[1:])[0]))
+            phases.add("imports", imports)
+            phases.add("process start", waited - imports)
+            # The runner and the sandbox's own processes; everything else is a solution's.
+            keep = frozenset(procs.spawned_pids(proc.pid, getattr(proc, "rebench_cgroup", None)))
+            times_ms: list[float] = []
+            for (to_child, from_child), share in zip(pipes, shares, strict=True):
+                chan = Channel(from_child[0], to_child[1], max_message=16 * n + 64)
+                chans.append(chan)
+                try:
+                    os.write(ctl_w, b"g")
+                except OSError:
+                    return ScoreResult.invalid(
+                        "the scoring process exited; its last output:\n" + procs.log_tail(log_path)
+                    )
+                try:
+                    times_ms += self._drive(
+                        chan,
+                        io,
+                        rng,
+                        n,
+                        params.device,
+                        params.warmup_calls,
+                        share,
+                        patches,
+                        deadline,
+                    )
+                except _Invalid as e:
+                    return ScoreResult.invalid(str(e), log=procs.log_tail(log_path))
+                except ChannelTimeout:
+                    return ScoreResult.invalid(
+                        f"timed out: the score call did not finish within {ctx.timeout_s:.0f} s",
+                        log=procs.log_tail(log_path),
+                    )
+                except ChannelClosed:
+                    return ScoreResult.invalid(
+                        "the solution process exited; its last output:\n" + procs.log_tail(log_path)
+                    )
+                finally:
+                    with phases.phase("teardown"):
+                        chan.close()
+                        stopped = procs.kill_spawned_except(proc, keep)
+                if not stopped:
+                    return ScoreResult.invalid("the solution process could not be stopped")
+            return times_ms
+        finally:
+            with phases.phase("teardown"):
+                ready.close()
+                for to_child, from_child in pipes[len(chans) :]:
+                    for fd in (to_child[1], from_child[0]):
+                        os.close(fd)
+                io.close()
+                procs.stop_scoring_process(proc)
+                shutil.rmtree(io_dir, ignore_errors=True)
 
     def _drive(
         self,
@@ -286,12 +389,19 @@ class OptimizeKernelTask(Task):
         patches: int | None,
         deadline: float,
     ) -> list[float]:
+        start = time.perf_counter()
         cmd, payload = chan.recv(deadline)
+        waited = time.perf_counter() - start
         if cmd != b"R":
             raise _Invalid(
                 "could not import prefix_sum from solution/solution.py:\n"
                 + bytes(payload).decode(errors="replace")
             )
+        # The runner's own import times: for the breakdown only, clamped to what was waited.
+        reported = sum(struct.unpack("<dd", payload)) if len(payload) == 16 else 0.0
+        imports = min(waited, max(0.0, reported)) if math.isfinite(reported) else 0.0
+        phases.add("imports", imports)
+        phases.add("process start", waited - imports)
 
         cpus = sorted(os.sched_getaffinity(0))
         calls = [0]
@@ -334,16 +444,18 @@ class OptimizeKernelTask(Task):
         def random_input(length: int) -> np.ndarray:
             return rng.integers(-10, 10, size=length, dtype=np.int8)
 
-        call(EXAMPLE)
-        for length in CHECK_LENGTHS:
-            call(random_input(length))
-        if patches is None:
-            for _ in range(warmups):
-                call(random_input(n))
-            return [call(random_input(n)) for _ in range(repeats)]
-        return self._drive_generated(
-            chan, rng, n, device, warmups, repeats, patches, deadline, check
-        )
+        with phases.phase("checks"):
+            call(EXAMPLE)
+            for length in CHECK_LENGTHS:
+                call(random_input(length))
+        with phases.phase("timed work"):
+            if patches is None:
+                for _ in range(warmups):
+                    call(random_input(n))
+                return [call(random_input(n)) for _ in range(repeats)]
+            return self._drive_generated(
+                chan, rng, n, device, warmups, repeats, patches, deadline, check
+            )
 
     def _drive_generated(self, chan, rng, n, device, warmups, repeats, patches, deadline, check):
         """Full scale: inputs generated in the runner, only the (patched) call timed."""
@@ -394,6 +506,58 @@ def patch_input(torch: Any, device: str, x: Any, seed: int, k: int) -> None:
     values = torch.randint(-10, 10, (k,), dtype=torch.int32, device=device, generator=gen)
     idx = torch.arange(k, dtype=torch.int64, device=device) * stride + offsets
     x[idx] = values
+
+
+def make_io_dir(n: int) -> Path:
+    """A fresh io dir with zeroed input and output files big enough for every call."""
+    # On tmpfs where possible: file-backed pages written back to disk would fault again on
+    # the next write and add noise to the timings.
+    io_dir = shm_scratch_dir("io")
+    (io_dir / "in.bin").write_bytes(bytes(max(n, max(CHECK_LENGTHS))))
+    (io_dir / "out.bin").write_bytes(bytes(8 + 8 * max(n, max(CHECK_LENGTHS))))
+    return io_dir
+
+
+def runner_env(device: str) -> dict[str, str]:
+    """The runner's environment (its channel's variables come on top)."""
+    env = {
+        "RB_DEVICE": device,
+        "RB_SOLUTION_DIR": f"{SCORE_ROOT}/solution",
+        "RB_IO_DIR": f"{SCORE_ROOT}/io",
+    }
+    if device == "cpu":
+        env["TRITON_INTERPRET"] = "1"
+        # Keep freed memory in the heap: large temporaries then cost no fresh page faults on
+        # every call, which makes CPU timings far less noisy. Same for every solution.
+        env["MALLOC_MMAP_THRESHOLD_"] = str(32 * 1024 * 1024)
+        env["MALLOC_TRIM_THRESHOLD_"] = str(4 * 1024**3)
+        # One thread: on a small shared CPU, thread wake-ups make multi-threaded timings
+        # bimodal. A solution may still call torch.set_num_threads itself.
+        env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def spawn_runner(
+    ctx: ScoreContext,
+    io_dir: Path,
+    env: dict[str, str],
+    pass_fds: tuple[int, ...],
+    log_path: Path,
+) -> subprocess.Popen[bytes]:
+    """Start ``runner.py`` in the score call's sandbox on the read-only solution copy."""
+    with open(log_path, "wb") as log:
+        return ctx.sandbox.spawn(
+            ["python3", f"{SCORE_ROOT}/runner.py"],
+            binds=[
+                Bind(ctx.work_dir / "runner.py", f"{SCORE_ROOT}/runner.py"),
+                Bind(ctx.solution, f"{SCORE_ROOT}/solution"),
+                Bind(io_dir, f"{SCORE_ROOT}/io", writable=True),
+            ],
+            cwd=f"{SCORE_ROOT}/solution",
+            env=env,
+            pass_fds=pass_fds,
+            stdout=log.fileno(),
+        )
 
 
 def open_fifos(io_dir: Path, proc: subprocess.Popen[bytes], deadline: float) -> tuple[int, int]:
