@@ -12,7 +12,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
@@ -28,6 +28,9 @@ from rebench_gym.scoring import Anchors, ScoreLog, ScoreResult
 from rebench_gym.spaces import UnicodeText
 from rebench_gym.tasks import SCALES, Scale, ScoreContext, Task, get_task
 from rebench_gym.tasks.base import EpisodeService
+
+if TYPE_CHECKING:
+    from rebench_gym.results.solutions import SolutionKeeper
 
 _log = logging.getLogger(__name__)
 
@@ -152,6 +155,10 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         self._started = 0.0
         self._last_obs: dict[str, str] = {}
         self._closed = False
+        #: where score calls keep the solution they score (set by the run store's recorder,
+        #: :class:`~rebench_gym.results.store.StoreRecorder`); None keeps nothing
+        self.solution_keeper: SolutionKeeper | None = None
+        self._kept: str | None = None
 
     # ----- properties ------------------------------------------------------------------------
     @property
@@ -312,12 +319,13 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         log = self.score_log
         assert self._root is not None
         work = Path(tempfile.mkdtemp(prefix="score-", dir=self._root))
+        self._kept = None
         try:
             with self.sandbox.paused():
                 result = self._score_copy(work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        log.add(result, elapsed_s=time.monotonic() - self._started)
+        log.add(result, elapsed_s=time.monotonic() - self._started, solution_id=self._kept)
         self._dirty = False
         return result
 
@@ -326,6 +334,7 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         solution = work / "solution"
         result = self._snapshot(solution)
         if result is None:
+            self._keep(solution)
             scratch = work / "scratch"
             scratch.mkdir()
             spec = self.task.spec.scale(self.scale)
@@ -354,6 +363,19 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
                 _log.exception("the scorer of %s failed", self.task_name)
                 result = ScoreResult.invalid(f"scoring failed: {type(e).__name__}")
         return result
+
+    def _keep(self, solution: Path) -> None:
+        """Keep the snapshot about to be scored (exactly what the scorer gets), if asked to.
+
+        A failure to keep is logged and the score call goes on: losing the copy must not
+        cost the agent its score.
+        """
+        if self.solution_keeper is None:
+            return
+        try:
+            self._kept = self.solution_keeper.keep(solution)
+        except OSError:
+            _log.exception("could not keep the scored solution in %s", self.solution_keeper.root)
 
     def _snapshot(self, dest: Path) -> ScoreResult | None:
         limit = self.task.max_solution_bytes(self.scale)

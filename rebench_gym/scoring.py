@@ -74,6 +74,9 @@ class ScoreRow:
     normalized: float
     valid: bool
     message: str
+    #: the kept copy of the solution this row scored (:mod:`rebench_gym.results.solutions`),
+    #: when the env keeps solutions and this one was kept
+    solution_id: str | None = None
 
     def to_dict(self, *, hidden: bool = False) -> dict[str, Any]:
         d = asdict(self)
@@ -95,8 +98,10 @@ class ScoreLog:
         self.aggregation: Aggregation = aggregation
         self.rows: list[ScoreRow] = []
 
-    def add(self, result: ScoreResult, *, elapsed_s: float) -> ScoreRow:
-        """Append a scorer result and return its row."""
+    def add(
+        self, result: ScoreResult, *, elapsed_s: float, solution_id: str | None = None
+    ) -> ScoreRow:
+        """Append a scorer result (of the kept solution ``solution_id``) and return its row."""
         raw = result.raw if result.valid and math.isfinite(result.raw) else float("nan")
         row = ScoreRow(
             timestamp=time.time(),
@@ -105,6 +110,7 @@ class ScoreLog:
             normalized=normalize(raw, self.anchors),
             valid=result.valid and math.isfinite(raw),
             message=result.message,
+            solution_id=solution_id,
         )
         self.rows.append(row)
         return row

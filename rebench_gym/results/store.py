@@ -11,7 +11,11 @@ killed run keeps everything that finished:
   kwargs, task version, package version, hardware fingerprint, anchors (the env's
   ``info["anchors"]``), agent name, budgets, seed.
 * ``score_rows``: the episode's score log (timestamp, elapsed seconds, raw and normalized score,
-  validity, message), inserted as each score call happens.
+  validity, message, and the id of the kept solution it scored, see
+  :mod:`rebench_gym.results.solutions`), inserted as each score call happens.
+* ``rescores``: kept solutions scored again by ``rebench rescore`` (scorer version, anchors,
+  sandbox, raw and normalized score, validity, message), one row per score row and rescore;
+  never written over ``score_rows``, so the original and every later score stay side by side.
 
 Resumption: a run is identified by its run id. ``open_run(..., resume=True)`` continues the
 given run id, or else the most recent run with the same run key (same env id, make kwargs,
@@ -111,6 +115,19 @@ CREATE TABLE IF NOT EXISTS score_rows (
     valid INTEGER NOT NULL,
     message TEXT NOT NULL,
     PRIMARY KEY (episode_id, seq)
+);
+CREATE TABLE IF NOT EXISTS rescores (
+    episode_id INTEGER NOT NULL REFERENCES episodes (episode_id),
+    seq INTEGER NOT NULL,
+    rescored_at REAL NOT NULL,
+    scorer_version TEXT NOT NULL,
+    anchors_json TEXT NOT NULL,
+    sandbox TEXT NOT NULL,
+    raw REAL,
+    normalized REAL NOT NULL,
+    valid INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (episode_id, seq, rescored_at)
 );
 CREATE TABLE IF NOT EXISTS run_claims (
     run_id TEXT PRIMARY KEY REFERENCES runs (run_id),
@@ -238,6 +255,40 @@ class ScoreRowRecord:
     normalized: float
     valid: bool
     message: str
+    #: the kept solution the row scored (:mod:`rebench_gym.results.solutions`); None when it
+    #: was not kept (no solution, too large, or a run recorded before solutions were kept)
+    solution_id: str | None = None
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class RescoreRecord:
+    """One kept solution scored again (``rebench rescore``), stored beside its score row.
+
+    Attributes:
+        episode_id: The episode.
+        seq: The score row (its number in the episode's score log) whose solution was scored.
+        rescored_at: When (Unix time); one rescore of an episode stores all its rows with the
+            same time.
+        scorer_version: :func:`rebench_gym.rescore.scorer_version` of the scorer that ran.
+        anchors: The anchors the raw score was normalized with (``Anchors.to_dict``).
+        sandbox: The sandbox provider the solution ran in.
+        raw: The raw score (None when invalid).
+        normalized: The normalized score (0 when invalid).
+        valid: Whether the scorer accepted the solution.
+        message: The scorer's message.
+    """
+
+    episode_id: int
+    seq: int
+    rescored_at: float
+    scorer_version: str
+    anchors: dict[str, Any]
+    sandbox: str
+    raw: float | None
+    normalized: float
+    valid: bool
+    message: str
 
 
 @dataclass(frozen=True)
@@ -333,7 +384,10 @@ class RunStore:
 
     #: columns added to schema version 1 since it was first written (nullable, so older stores
     #: are brought up to date in place and older readers ignore them)
-    _ADDED_COLUMNS = (("episodes", "resources_json", "TEXT"),)
+    _ADDED_COLUMNS = (
+        ("episodes", "resources_json", "TEXT"),
+        ("score_rows", "solution_id", "TEXT"),
+    )
 
     def _add_missing_columns(self) -> None:
         for table, column, kind in self._ADDED_COLUMNS:
@@ -578,7 +632,7 @@ class RunStore:
         with self._tx() as c:
             c.executemany(
                 "INSERT OR IGNORE INTO score_rows (episode_id, seq, timestamp, elapsed_s, raw, "
-                "normalized, valid, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "normalized, valid, message, solution_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         episode_id,
@@ -589,6 +643,7 @@ class RunStore:
                         float(r.get("normalized") or 0.0),
                         int(bool(r.get("valid"))),
                         str(r.get("message") or ""),
+                        _solution_id(r.get("solution_id")),
                     )
                     for i, r in enumerate(rows)
                 ],
@@ -614,7 +669,7 @@ class RunStore:
         with self._tx() as c:
             c.executemany(
                 "INSERT OR IGNORE INTO score_rows (episode_id, seq, timestamp, elapsed_s, raw, "
-                "normalized, valid, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "normalized, valid, message, solution_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         episode_id,
@@ -625,6 +680,7 @@ class RunStore:
                         float(r.get("normalized") or 0.0),
                         int(bool(r.get("valid"))),
                         str(r.get("message") or ""),
+                        _solution_id(r.get("solution_id")),
                     )
                     for i, r in enumerate(rows)
                 ],
@@ -694,9 +750,75 @@ class RunStore:
                             normalized=float(r["normalized"]),
                             valid=bool(r["valid"]),
                             message=str(r["message"]),
+                            solution_id=r["solution_id"],
+                            seq=int(r["seq"]),
                         )
                     )
         return [_record(r, tuple(score_rows.get(int(r["episode_id"]), ()))) for r in rows]
+
+    # ----- rescores --------------------------------------------------------------------------
+    def add_rescores(self, rows: Sequence[RescoreRecord]) -> None:
+        """Store rescored rows (one transaction); a row for an (episode, seq, time) already
+        stored is an error, so nothing is ever written over."""
+        if not rows:
+            return
+        with self._tx() as c:
+            c.executemany(
+                "INSERT INTO rescores (episode_id, seq, rescored_at, scorer_version, "
+                "anchors_json, sandbox, raw, normalized, valid, message) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.episode_id,
+                        r.seq,
+                        r.rescored_at,
+                        r.scorer_version,
+                        json.dumps(r.anchors, sort_keys=True),
+                        r.sandbox,
+                        _finite_or_none(r.raw),
+                        float(r.normalized),
+                        int(bool(r.valid)),
+                        r.message,
+                    )
+                    for r in rows
+                ],
+            )
+
+    def rescores(
+        self, *, episode_id: int | None = None, run_id: str | None = None
+    ) -> list[RescoreRecord]:
+        """Stored rescores, by episode, then time, then score row; optionally of one episode
+        or one run."""
+        sql = "SELECT s.* FROM rescores s"
+        params: list[Any] = []
+        where: list[str] = []
+        if run_id is not None:
+            sql += " JOIN episodes e ON e.episode_id = s.episode_id"
+            where.append("e.run_id = ?")
+            params.append(run_id)
+        if episode_id is not None:
+            where.append("s.episode_id = ?")
+            params.append(episode_id)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY s.episode_id, s.rescored_at, s.seq"
+        with self._reading():
+            rows = self._conn.execute(sql, params).fetchall()
+        return [
+            RescoreRecord(
+                episode_id=int(r["episode_id"]),
+                seq=int(r["seq"]),
+                rescored_at=float(r["rescored_at"]),
+                scorer_version=str(r["scorer_version"]),
+                anchors=json.loads(r["anchors_json"]),
+                sandbox=str(r["sandbox"]),
+                raw=r["raw"],
+                normalized=float(r["normalized"]),
+                valid=bool(r["valid"]),
+                message=str(r["message"]),
+            )
+            for r in rows
+        ]
 
     def runs(self) -> list[dict[str, Any]]:
         """All runs with their planned and finished episode counts, oldest first."""
@@ -708,6 +830,13 @@ class RunStore:
                 "ON e.run_id = r.run_id GROUP BY r.run_id ORDER BY r.created_at"
             ).fetchall()
         return [{k: (r[k] if r[k] is not None else 0) for k in r.keys()} for r in rows]  # noqa: SIM118
+
+
+def _solution_id(value: Any) -> str | None:
+    """A score row's solution id as stored: a sha256 hex string or NULL."""
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return value
+    return None
 
 
 def _record(r: sqlite3.Row, score_rows: tuple[ScoreRowRecord, ...]) -> EpisodeRecord:
@@ -753,17 +882,33 @@ class StoreRecorder(gym.Wrapper[Any, Any, Any, Any]):
     stores the score log rows added since the last step (read from the unwrapped env, so
     hidden-score runs keep their real numbers in the store while the agent sees validity only).
 
+    It also gives the env the store's :class:`~rebench_gym.results.solutions.SolutionKeeper`
+    (``<store>.solutions/``), so every score call keeps the solution it scored and its row
+    names it (``rebench rescore`` scores it again later).
+
     Args:
         env: The env to record.
         store: The store to write to.
         episode_id: The episode row (from :meth:`RunStore.begin_episode`).
+        keep_solutions: Give the env the store's solution keeper.
     """
 
-    def __init__(self, env: gym.Env[Any, Any], store: RunStore, episode_id: int) -> None:
+    def __init__(
+        self,
+        env: gym.Env[Any, Any],
+        store: RunStore,
+        episode_id: int,
+        *,
+        keep_solutions: bool = True,
+    ) -> None:
         super().__init__(env)
         self.store = store
         self.episode_id = episode_id
         self._stored = 0
+        if keep_solutions and hasattr(env.unwrapped, "solution_keeper"):
+            from rebench_gym.results.solutions import keeper_for_store
+
+            env.unwrapped.solution_keeper = keeper_for_store(store.path)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
