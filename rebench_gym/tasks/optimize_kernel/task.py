@@ -56,11 +56,20 @@ CHECK_LENGTHS = (1, 2, 7, 1000, 4097, 65_537)
 
 
 def expected_output(x: np.ndarray) -> np.ndarray:
-    """The correct masked prefix sum, as int64 (computed only here, never in the solution)."""
-    x64 = x.astype(np.int64)
-    positive = (x64 > 0).astype(np.int64)
-    before = np.cumsum(positive) - positive
-    return np.cumsum(np.where(before & 1, x64, 0)).astype(np.int32).astype(np.int64)
+    """The correct masked prefix sum of int8 ``x``, as int64 holding the int32 result (computed
+    only here, never in the solution).
+
+    Checked on every call of a score call, so it is kept cheap: the count of positives before
+    each element matters only for its parity, which an int8 running sum (wrapping mod 256)
+    keeps; the int32 running sum wraps exactly as the int32 result does.
+    """
+    x8 = np.asarray(x).astype(np.int8, copy=False)
+    positive = (x8 > 0).view(np.int8)
+    odd = np.cumsum(positive, dtype=np.int8)
+    odd -= positive
+    odd &= 1
+    odd *= x8  # x where the count of positives before it is odd, else 0
+    return np.cumsum(odd, dtype=np.int32).astype(np.int64)
 
 
 def decode_output(payload: bytes | memoryview, n: int) -> np.ndarray:
