@@ -1,9 +1,9 @@
 """The ``rebench`` command: a thin shell over rebench_gym's public functions.
 
-One module per command (``list``, ``check``, ``run``, ``leaderboard``, ``calibrate``, ``bench``,
-``assets``, ``image``, ``sandbox``, ``rehearse``), each with ``register(subparsers)`` and
-``command(args) -> int``; argparse stays in this package (``rebench run`` hands
-:func:`rebench_gym.runs.run` a typed :class:`~rebench_gym.runs.RunOptions`).
+One module per command (``list``, ``check``, ``run``, ``leaderboard``, ``view``, ``calibrate``,
+``bench``, ``assets``, ``image``, ``sandbox``, ``rehearse``), each with
+``register(subparsers)`` and ``command(args) -> int``; argparse stays in this package
+(``rebench run`` hands :func:`rebench_gym.runs.run` a typed :class:`~rebench_gym.runs.RunOptions`).
 
 Exit codes: 0 success, 1 failure of the work itself, 2 usage errors (bad ids, flags, values,
 a run store that cannot be used, a run being resumed elsewhere).
@@ -25,12 +25,25 @@ from rebench_gym.cli import (
     rehearse,
     run,
     sandbox,
+    view,
 )
 from rebench_gym.cli import list as list_
 from rebench_gym.errors import ReBenchError, UsageError
 
 EPILOG = "Run `rebench COMMAND --help` for a command's options."
-COMMANDS = (list_, check, run, leaderboard, calibrate, bench, image, assets, sandbox, rehearse)
+COMMANDS = (
+    list_,
+    check,
+    run,
+    leaderboard,
+    view,
+    calibrate,
+    bench,
+    image,
+    assets,
+    sandbox,
+    rehearse,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,11 +37,15 @@ MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 60, 200, 30, 45
 
 @dataclass(frozen=True)
 class Series:
-    """One line of a plot: a label and ``(x, y)`` points."""
+    """One line of a plot: a label and ``(x, y)`` points.
+
+    ``marks`` draws the points as crosses without a line (events such as invalid score calls).
+    """
 
     label: str
     points: tuple[tuple[float, float], ...]
     dashed: bool = False
+    marks: bool = False
 
 
 def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -163,6 +167,15 @@ def line_chart(
         points = [(x, y) for x, y in s.points if math.isfinite(y) and (x > 0 or not log2_x)]
         if not points:
             continue
+        if s.marks:
+            parts += [_cross(px(x), py(y), color) for x, y in points]
+            parts.append(
+                _cross(MARGIN_L + w + 20, legend_y, color)
+                + f'<text x="{MARGIN_L + w + 34}" y="{legend_y + 4}" font-size="10">'
+                f"{escape(s.label[:34])}</text>"
+            )
+            legend_y += 16
+            continue
         coords = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in points)
         dash = ' stroke-dasharray="3 3"' if s.dashed else ""
         parts.append(
@@ -182,7 +195,15 @@ def line_chart(
     return "".join(parts)
 
 
-_CSS = """
+def _cross(x: float, y: float, color: str) -> str:
+    """An SVG cross (×) of 8 px centred on ``(x, y)``."""
+    return (
+        f'<path d="M{x - 4:.1f},{y - 4:.1f}L{x + 4:.1f},{y + 4:.1f}M{x - 4:.1f},{y + 4:.1f}'
+        f'L{x + 4:.1f},{y - 4:.1f}" stroke="{color}" stroke-width="2"/>'
+    )
+
+
+BASE_CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1100px; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
@@ -193,9 +214,20 @@ code { font-size: 12px; }
 """
 
 
-def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+class Markup(str):
+    """Text that is already HTML (built from escaped parts): :func:`html_table` keeps it as is."""
+
+    __slots__ = ()
+
+
+def _cell(text: str) -> str:
+    return text if isinstance(text, Markup) else escape(text)
+
+
+def html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """An HTML table; every cell is escaped unless it is :class:`Markup`."""
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -206,7 +238,7 @@ def render_html(lb: Leaderboard, *, title: str = "RE-Bench leaderboard") -> str:
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<title>{escape(title)}</title><style>{BASE_CSS}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
     ]
     if lb.warnings:
@@ -224,9 +256,9 @@ def render_html(lb: Leaderboard, *, title: str = "RE-Bench leaderboard") -> str:
     )
     if not lb.rows:
         out.append("<p>No finished episodes in the store.</p>")
-    out.append(_html_table(*task_table(lb)))
+    out.append(html_table(*task_table(lb)))
     out.append("<h2>Average over tasks</h2>")
-    out.append(_html_table(*averages_table(lb)))
+    out.append(html_table(*averages_table(lb)))
     out.append(
         "<h2>score@k against total time budget</h2><p>k runs drawn with replacement; the best "
         "of the k counts (a random one for ScalingLaw). Total budget = k × per-run limit.</p>"
@@ -265,7 +297,7 @@ def render_html(lb: Leaderboard, *, title: str = "RE-Bench leaderboard") -> str:
             hline=hline,
         )
     )
-    out.append(_html_table(*score_at_k_table(lb)))
+    out.append(html_table(*score_at_k_table(lb)))
     out.append(
         "<h2>Score over time</h2><p>Mean best-so-far normalized score (last valid so far "
         "for ScalingLaw) against elapsed seconds in the episode.</p>"
