@@ -1,7 +1,7 @@
 """The ``rebench`` command: a thin shell over rebench_gym's public functions.
 
-One module per command (``list``, ``check``, ``run``, ``leaderboard``, ``view``, ``calibrate``,
-``bench``, ``assets``, ``image``, ``sandbox``, ``rehearse``), each with
+One module per command (``list``, ``check``, ``run``, ``serve``, ``leaderboard``, ``view``,
+``calibrate``, ``bench``, ``assets``, ``image``, ``sandbox``, ``rehearse``), each with
 ``register(subparsers)`` and ``command(args) -> int``; argparse stays in this package
 (``rebench run`` hands :func:`rebench_gym.runs.run` a typed :class:`~rebench_gym.runs.RunOptions`).
 
@@ -25,6 +25,7 @@ from rebench_gym.cli import (
     rehearse,
     run,
     sandbox,
+    serve,
     view,
 )
 from rebench_gym.cli import list as list_
@@ -35,6 +36,7 @@ COMMANDS = (
     list_,
     check,
     run,
+    serve,
     leaderboard,
     view,
     calibrate,
