@@ -1,8 +1,8 @@
 """The ``rebench`` command: a thin shell over rebench_gym's public functions.
 
 One module per command (``list``, ``check``, ``run``, ``serve``, ``leaderboard``, ``view``,
-``calibrate``, ``bench``, ``assets``, ``image``, ``sandbox``, ``rehearse``), each with
-``register(subparsers)`` and ``command(args) -> int``; argparse stays in this package
+``rescore``, ``calibrate``, ``bench``, ``assets``, ``image``, ``sandbox``, ``rehearse``), each
+with ``register(subparsers)`` and ``command(args) -> int``; argparse stays in this package
 (``rebench run`` hands :func:`rebench_gym.runs.run` a typed :class:`~rebench_gym.runs.RunOptions`).
 
 Exit codes: 0 success, 1 failure of the work itself, 2 usage errors (bad ids, flags, values,
@@ -23,6 +23,7 @@ from rebench_gym.cli import (
     image,
     leaderboard,
     rehearse,
+    rescore,
     run,
     sandbox,
     serve,
@@ -38,6 +39,7 @@ COMMANDS = (
     run,
     serve,
     leaderboard,
+    rescore,
     view,
     calibrate,
     bench,

@@ -40,8 +40,10 @@ def command(args: argparse.Namespace) -> int:
     fmt = "json" if args.json else args.format
     with RunStore(db) as store:  # an unreadable file is a usage error naming it
         episodes = store.episodes()
+        rescores = store.rescores() if args.rescored else None
     board = build_leaderboard(
         episodes,
+        rescores=rescores,
         time_limits=args.time_limit,
         ks=args.k or DEFAULT_KS,
         n_resamples=args.resamples,
@@ -70,6 +72,12 @@ def register(sub: Subparsers) -> None:
         help="Markdown, JSON, or one self-contained HTML page with plots (default: md)",
     )
     p.add_argument("--out", default=None, help="write to this file instead of stdout")
+    p.add_argument(
+        "--rescored",
+        action="store_true",
+        help="score each episode as its latest `rebench rescore` scored it (rescored episodes "
+        "only) instead of its original score",
+    )
     p.add_argument(
         "--time-limit",
         type=time_limit,

@@ -31,7 +31,7 @@ from rebench_gym.results.stats import (
     score_at_k,
     score_over_time,
 )
-from rebench_gym.results.store import EpisodeRecord
+from rebench_gym.results.store import EpisodeRecord, RescoreRecord
 
 DEFAULT_KS = (1, 2, 4, 8, 16, 32)
 
@@ -181,6 +181,7 @@ def build_leaderboard(
     confidence: float = DEFAULT_CONFIDENCE,
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
+    rescores: Sequence[RescoreRecord] | None = None,
 ) -> Leaderboard:
     """Compute the leaderboard of stored episodes.
 
@@ -194,9 +195,18 @@ def build_leaderboard(
         confidence: Confidence level of the intervals.
         n_resamples: Bootstrap resamples (and score@k draws).
         seed: Seed of every resampling, so the same store gives the same leaderboard.
+        rescores: Score the episodes as their latest ``rebench rescore`` scored them, instead
+            of their original scores (:func:`rebench_gym.rescore.rescored_episodes`; episodes
+            without a rescore are left out, with a warning).
     """
     if any(k < 1 for k in ks):
         raise ValueError("every k must be >= 1")
+    warnings: list[str] = []
+    if rescores is not None:
+        from rebench_gym.rescore import rescored_episodes
+
+        episodes, left_out = rescored_episodes(episodes, rescores)
+        warnings += left_out
     finished: dict[GroupKey, list[EpisodeRecord]] = defaultdict(list)
     failed: dict[GroupKey, int] = defaultdict(int)
     for ep in episodes:
@@ -204,7 +214,6 @@ def build_leaderboard(
             finished[group_key(ep)].append(ep)
         elif ep.status == "failed":
             failed[group_key(ep)] += 1
-    warnings: list[str] = []
     _attribute_failures(finished, failed, warnings)
     rows = []
     for key in sorted(finished, key=lambda k: (k.env_id, k.agent, k.scale, k.anchors)):
@@ -230,6 +239,7 @@ def build_leaderboard(
         "n_resamples": n_resamples,
         "seed": seed,
         "bootstrap": "percentile bootstrap over runs, numpy default_rng(seed)",
+        "scores": "original" if rescores is None else "rescored",
     }
     return Leaderboard(tuple(rows), tuple(averages), tuple(warnings), settings)
 

@@ -127,6 +127,7 @@ CREATE TABLE IF NOT EXISTS rescores (
     normalized REAL NOT NULL,
     valid INTEGER NOT NULL,
     message TEXT NOT NULL,
+    hardware TEXT,
     PRIMARY KEY (episode_id, seq, rescored_at)
 );
 CREATE TABLE IF NOT EXISTS run_claims (
@@ -277,6 +278,7 @@ class RescoreRecord:
         normalized: The normalized score (0 when invalid).
         valid: Whether the scorer accepted the solution.
         message: The scorer's message.
+        hardware: The hardware fingerprint of the machine that rescored.
     """
 
     episode_id: int
@@ -289,6 +291,7 @@ class RescoreRecord:
     normalized: float
     valid: bool
     message: str
+    hardware: str = ""
 
 
 @dataclass(frozen=True)
@@ -387,6 +390,7 @@ class RunStore:
     _ADDED_COLUMNS = (
         ("episodes", "resources_json", "TEXT"),
         ("score_rows", "solution_id", "TEXT"),
+        ("rescores", "hardware", "TEXT"),
     )
 
     def _add_missing_columns(self) -> None:
@@ -765,8 +769,8 @@ class RunStore:
         with self._tx() as c:
             c.executemany(
                 "INSERT INTO rescores (episode_id, seq, rescored_at, scorer_version, "
-                "anchors_json, sandbox, raw, normalized, valid, message) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "anchors_json, sandbox, raw, normalized, valid, message, hardware) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         r.episode_id,
@@ -779,6 +783,7 @@ class RunStore:
                         float(r.normalized),
                         int(bool(r.valid)),
                         r.message,
+                        r.hardware,
                     )
                     for r in rows
                 ],
@@ -816,6 +821,7 @@ class RunStore:
                 normalized=float(r["normalized"]),
                 valid=bool(r["valid"]),
                 message=str(r["message"]),
+                hardware=str(r["hardware"] or ""),
             )
             for r in rows
         ]
