@@ -536,24 +536,29 @@ def run_worker(
 def _run_worker(
     module: str, spec: dict[str, Any], timeout: float, what: str
 ) -> tuple[dict[str, Any] | None, str]:
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", module, json.dumps(spec)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
+    argv = [module, json.dumps(spec)]
+    ran = _FORK_SERVER.run(argv, timeout) if fast_scoring() else None
+    if ran is None:  # the baseline path, or no fork server here
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", *argv], capture_output=True, text=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            ran = (None, "", "")
+        else:
+            ran = (proc.returncode, proc.stdout, proc.stderr)
+    returncode, stdout, stderr = ran
+    if returncode is None:
         return None, f"{what} timed out after {timeout:.0f} s"
-    if proc.returncode != 0:
-        reason = "ran out of memory" if proc.returncode in (-9, 137) else "crashed"
-        return None, f"{what} {reason} (exit {proc.returncode}){_last_exception(proc.stderr)}"
+    if returncode != 0:
+        reason = "ran out of memory" if returncode in (-9, 137) else "crashed"
+        return None, f"{what} {reason} (exit {returncode}){_last_exception(stderr)}"
     try:
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        result = json.loads(stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        return None, f"{what} gave no result{_last_exception(proc.stderr)}"
+        return None, f"{what} gave no result{_last_exception(stderr)}"
     if not isinstance(result, dict):
-        return None, f"{what} gave no result{_last_exception(proc.stderr)}"
+        return None, f"{what} gave no result{_last_exception(stderr)}"
     if "violation" in result:
         return None, f"rule violation: {result['violation']}"
     if "error" in result:
@@ -573,3 +578,256 @@ def _last_exception(stderr: str) -> str:
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
     match = _EXCEPTION_LINE.match(lines[-1]) if lines else None
     return f": {match.group(1)}" if match else ""
+
+
+# ----- the trusted workers' fork server ---------------------------------------------------------
+# A worker is a fresh interpreter that first imports torch: seconds per score call for work that
+# often takes less. The fork server is one interpreter per driver process that imports the
+# modules every worker needs (WORKER_PRELOAD) once and then forks one fresh child per worker run;
+# the child runs the worker module as ``python -m`` would (same argv, environment and working
+# directory as the driver's at the call) with stdout and stderr in private files. The server
+# runs only this package's code and reads only the driver's requests (it never runs agent code:
+# workers read agent-made files, as before, in their own fresh process). It is non-dumpable, so
+# no child (same uid) can read or write its memory through /proc. If it is gone it is restarted
+# on the next run; if it cannot start, run_worker falls back to a fresh interpreter.
+
+#: imported once by the fork server, before any fork
+WORKER_PRELOAD = ("numpy", "torch")
+
+
+class _ForkServer:
+    """The driver's side of the fork server (one per driver process, started on first use)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._replies: dict[int, Any] = {}
+        self._cond = threading.Condition(self._lock)
+        self._next = 0
+        self._failed = False
+
+    def _start(self) -> bool:
+        """Start the server (lock held); False if it cannot run here."""
+        import threading
+
+        if self._proc is not None and self._proc.poll() is None:
+            return True
+        if self._failed:
+            return False
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "rebench_gym.procs", *WORKER_PRELOAD],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError:
+            self._failed = True
+            return False
+        self._proc = proc
+        threading.Thread(target=self._read, args=(proc,), daemon=True).start()
+        return True
+
+    def _read(self, proc: subprocess.Popen[bytes]) -> None:
+        """Reader thread: file each reply line under its request id; wake waiters at EOF."""
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            try:
+                reply = json.loads(line)
+                key = int(reply["id"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            with self._cond:
+                self._replies.setdefault(key, {}).update(reply)
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def _wait(self, key: int, field: str, proc: subprocess.Popen[bytes], until: float) -> Any:
+        """The reply ``field`` of request ``key`` (lock held), None at ``until`` or server exit."""
+        while True:
+            reply = self._replies.get(key, {})
+            if field in reply:
+                return reply[field]
+            left = until - time.monotonic()
+            if left <= 0 or proc.poll() is not None:
+                return None
+            self._cond.wait(min(left, 0.5))
+
+    def run(self, argv: list[str], timeout: float) -> tuple[int | None, str, str] | None:
+        """Run ``python -m *argv`` as a fork of the server: ``(exit code or None on timeout,
+        stdout, stderr)``; None when the server is unavailable (the caller runs it itself)."""
+        import tempfile
+
+        deadline = time.monotonic() + timeout
+        with tempfile.TemporaryDirectory(prefix="rebench-worker-") as tmp:
+            out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
+            with self._cond:
+                for _ in range(2):  # one restart if the server died since the last run
+                    if not self._start():
+                        return None
+                    proc = self._proc
+                    assert proc is not None and proc.stdin is not None
+                    self._next += 1
+                    key = self._next
+                    request = {
+                        "id": key,
+                        "argv": argv,
+                        "env": dict(os.environ),
+                        "cwd": os.getcwd(),
+                        "out": str(out),
+                        "err": str(err),
+                    }
+                    try:
+                        proc.stdin.write(json.dumps(request).encode() + b"\n")
+                        proc.stdin.flush()
+                    except OSError:
+                        self._stop(proc)
+                        continue
+                    pid = self._wait(key, "pid", proc, time.monotonic() + 30)
+                    if pid is not None:
+                        break
+                    self._stop(proc)
+                else:
+                    return None
+                status = self._wait(key, "status", proc, deadline)
+                if status is None:  # timed out (or the server died): end the worker's group
+                    with contextlib.suppress(OSError):
+                        os.killpg(int(pid), signal.SIGKILL)
+                    status = self._wait(key, "status", proc, time.monotonic() + 5)
+                    self._replies.pop(key, None)
+                    return None, "", ""
+                self._replies.pop(key, None)
+            return int(status), _read_text(out), _read_text(err)
+
+    def _stop(self, proc: subprocess.Popen[bytes]) -> None:
+        with contextlib.suppress(OSError):
+            proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        self._proc = None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+_FORK_SERVER = _ForkServer()
+
+
+def _set_dumpable(flag: bool) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(4, int(flag), 0, 0, 0)  # PR_SET_DUMPABLE
+
+
+def _serve(preload: list[str]) -> None:
+    """The fork server (``python -m rebench_gym.procs MODULE...``): see the section comment."""
+    import importlib
+    import select
+
+    for name in preload:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    _set_dumpable(False)
+    import ctypes
+
+    dumpable = ctypes.CDLL(None).prctl(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    running: dict[int, int] = {}  # pid -> request id
+    buffer = b""
+    stdin = sys.stdin.buffer.fileno()
+    out = sys.stdout.buffer
+
+    def reply(data: dict[str, Any]) -> None:
+        out.write(json.dumps(data).encode() + b"\n")
+        out.flush()
+
+    reply({"id": 0, "dumpable": dumpable})  # request ids start at 1
+
+    while True:
+        try:
+            readable, _, _ = select.select([stdin, wake_r], [], [])
+        except InterruptedError:
+            continue
+        if wake_r in readable:
+            with contextlib.suppress(BlockingIOError, InterruptedError):
+                os.read(wake_r, 4096)
+        while running:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            key = running.pop(pid, None)
+            if key is not None:
+                reply({"id": key, "status": os.waitstatus_to_exitcode(status)})
+        if stdin in readable:
+            chunk = os.read(stdin, 1 << 16)
+            if not chunk:
+                return  # the driver is gone
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                request = json.loads(line)
+                pid = os.fork()
+                if pid == 0:
+                    _worker_child(request, [stdin, wake_r, wake_w])
+                running[pid] = int(request["id"])
+                reply({"id": request["id"], "pid": pid})
+
+
+def _worker_child(request: dict[str, Any], close: list[int]) -> None:
+    """In a fresh fork of the server: run ``python -m *argv`` with the request's output files,
+    environment and working directory; never returns."""
+    import runpy
+    import traceback
+
+    code = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.setsid()  # the driver ends a timed-out worker with everything it started
+        _set_dumpable(True)
+        for fd in close:
+            os.close(fd)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        for fd, path in ((1, request["out"]), (2, request["err"])):
+            target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            os.dup2(target, fd)
+            os.close(target)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.chdir(request["cwd"])
+        sys.argv = list(request["argv"])
+        try:
+            runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            if not isinstance(e.code, int | None):
+                print(e.code, file=sys.stderr)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1:])
