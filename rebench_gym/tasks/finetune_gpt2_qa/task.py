@@ -126,6 +126,9 @@ class FinetuneGPT2QATask(Task):
     package_dir = Path(__file__).parent
     mini_params = FinetuneGPT2QAMiniParams
     full_params = FinetuneGPT2QAFullParams
+    #: its trusted worker runs as a fork of the fork server (procs.run_worker); turned off by
+    #: ``REBENCH_SCORING=baseline`` (``rebench bench --scoring`` measures both)
+    fast_scoring_path = True
     #: the ``task_options`` names it reads (``rebench run`` refuses any other at once)
     task_options = frozenset(
         [

@@ -90,6 +90,9 @@ class FixEmbeddingTask(Task):
     package_dir = Path(__file__).parent
     mini_params = FixEmbeddingMiniParams
     full_params = FixEmbeddingFullParams
+    #: its trusted worker runs as a fork of the fork server (procs.run_worker); turned off by
+    #: ``REBENCH_SCORING=baseline`` (``rebench bench --scoring`` measures both)
+    fast_scoring_path = True
 
     # ----- assets ------------------------------------------------------------------------------
     full_assets_source = (

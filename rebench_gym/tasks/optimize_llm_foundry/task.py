@@ -98,6 +98,9 @@ class OptimizeLLMFoundryTask(Task):
     package_dir = Path(__file__).parent
     mini_params = LLMFoundryMiniParams
     full_params = LLMFoundryFullParams
+    #: its trusted worker runs as a fork of the fork server (procs.run_worker); turned off by
+    #: ``REBENCH_SCORING=baseline`` (``rebench bench --scoring`` measures both)
+    fast_scoring_path = True
 
     # ----- assets ------------------------------------------------------------------------------
     def build_full_assets(self, out: Path, source: Path | None, progress: ProgressFn) -> None:

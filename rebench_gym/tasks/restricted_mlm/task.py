@@ -88,6 +88,9 @@ class RestrictedMLMTask(Task):
     package_dir = Path(__file__).parent
     mini_params = RestrictedMLMMiniParams
     full_params = RestrictedMLMFullParams
+    #: its trusted worker runs as a fork of the fork server (procs.run_worker); turned off by
+    #: ``REBENCH_SCORING=baseline`` (``rebench bench --scoring`` measures both)
+    fast_scoring_path = True
 
     # ----- assets ------------------------------------------------------------------------------
     full_assets_source = "openwebtext/train.bin and val.bin in nanoGPT's GPT-2 token format"
