@@ -9,7 +9,10 @@ measured in the same run, so results compare across machines.
 * resource limits: a sandbox with the mini task's resources against one without (set-up,
   restart, step) — targets: set-up < 200 ms and step < 2 ms added;
 * docker (when an engine and the mini image are there): the step also against one
-  ``docker exec CONTAINER true`` per command and a raw persistent ``docker exec -i`` bash.
+  ``docker exec CONTAINER true`` per command and a raw persistent ``docker exec -i`` bash;
+* ``rebench serve`` (extended, with the ``serve`` extra): a step through the server against
+  ``env.step`` in process (target < 3 ms added p50), and ``sleep 0.5`` over 16 sessions
+  against one (target >= 12x); see :mod:`rebench_gym.serve.bench`.
 """
 
 from __future__ import annotations
@@ -537,6 +540,14 @@ def run_extended(sandbox: str) -> tuple[dict[str, Any], list[str]]:
         ray_vec = ray_vector_throughput(sandbox)
     mem = driver_memory(sandbox)
     scores = score_call_times(sandbox)
+    served: dict[str, Any] | None = None
+    serve_lines: list[str] = ["rebench serve: not measured (pip install 'rebench-gym[serve]')"]
+    with contextlib.suppress(ImportError):
+        from rebench_gym.serve.bench import serve_benchmarks
+        from rebench_gym.serve.bench import serve_lines as serve_rows
+
+        served = serve_benchmarks(sandbox)
+        serve_lines = serve_rows(served)
     lines = [
         "",
         f"vector throughput ({sandbox}, `sleep 0.5` on {vec['num_envs']} async envs): "
@@ -560,7 +571,9 @@ def run_extended(sandbox: str) -> tuple[dict[str, Any], list[str]]:
         "|---|---|---|",
         *[f"| {k} | {v:.1f} | < 60 |" for k, v in scores.items()],
     ]
-    return {"vector": vec, "ray_vector": ray_vec, "memory": mem, "score_call_s": scores}, lines
+    lines += ["", *serve_lines]
+    report = {"vector": vec, "ray_vector": ray_vec, "memory": mem, "score_call_s": scores}
+    return report | {"serve": served}, lines
 
 
 # ----- score-call cost (rebench bench --scoring) ------------------------------------------------
