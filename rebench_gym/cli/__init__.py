@@ -1,9 +1,10 @@
 """The ``rebench`` command: a thin shell over rebench_gym's public functions.
 
 One module per command (``list``, ``check``, ``run``, ``serve``, ``leaderboard``, ``view``,
-``rescore``, ``calibrate``, ``bench``, ``assets``, ``image``, ``sandbox``, ``rehearse``), each
-with ``register(subparsers)`` and ``command(args) -> int``; argparse stays in this package
-(``rebench run`` hands :func:`rebench_gym.runs.run` a typed :class:`~rebench_gym.runs.RunOptions`).
+``export``, ``rescore``, ``calibrate``, ``bench``, ``assets``, ``image``, ``sandbox``,
+``rehearse``), each with ``register(subparsers)`` and ``command(args) -> int``; argparse stays
+in this package (``rebench run`` hands :func:`rebench_gym.runs.run` a typed
+:class:`~rebench_gym.runs.RunOptions`).
 
 Exit codes: 0 success, 1 failure of the work itself, 2 usage errors (bad ids, flags, values,
 a run store that cannot be used, a run being resumed elsewhere).
@@ -20,6 +21,7 @@ from rebench_gym.cli import (
     bench,
     calibrate,
     check,
+    export,
     image,
     leaderboard,
     rehearse,
@@ -41,6 +43,7 @@ COMMANDS = (
     leaderboard,
     rescore,
     view,
+    export,
     calibrate,
     bench,
     image,
