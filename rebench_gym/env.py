@@ -90,6 +90,9 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
       hardware).
     * ``task_options``: task-specific settings (e.g. the LLM endpoint of RustCodecontests or
       the judge of FinetuneGPT2QA); each task's README section lists its keys.
+    * ``keep_solutions``: a directory where every score call keeps the solution it scored
+      (:class:`~rebench_gym.results.solutions.SolutionKeeper`; the row's ``solution_id`` names
+      it); the run store's recorder sets the keeper itself.
 
     ## Version History
     * v0: initial release.
@@ -111,6 +114,7 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         render_mode: str | None = None,
         sandbox_options: dict[str, Any] | None = None,
         task_options: dict[str, Any] | None = None,
+        keep_solutions: str | None = None,
     ) -> None:
         if scale not in SCALES:
             raise UsageError(f"scale must be one of {SCALES}, not {scale!r}")
@@ -158,6 +162,10 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         #: where score calls keep the solution they score (set by the run store's recorder,
         #: :class:`~rebench_gym.results.store.StoreRecorder`); None keeps nothing
         self.solution_keeper: SolutionKeeper | None = None
+        if keep_solutions is not None:
+            from rebench_gym.results.solutions import SolutionKeeper
+
+            self.solution_keeper = SolutionKeeper(Path(keep_solutions))
         self._kept: str | None = None
 
     # ----- properties ------------------------------------------------------------------------

@@ -392,11 +392,16 @@ def _play_vector(
     actor_options = None
     if options.ray_cpus_per_env is not None:
         actor_options = {"num_cpus": options.ray_cpus_per_env}
+    make_kwargs = options.env_kwargs()
+    if options.ray in (None, "local"):  # workers on this machine keep solutions beside the store
+        from rebench_gym.results.solutions import keeper_for_store
+
+        make_kwargs["keep_solutions"] = str(keeper_for_store(log.store.path).root)
     envs = make_vector_env(
         options.env_id,
         min(options.num_envs, len(pending)),
         ray_address=options.ray,
-        make_kwargs=options.env_kwargs(),
+        make_kwargs=make_kwargs,
         wrappers=budget_wrappers(options.time_budget, options.token_budget),
         actor_options=actor_options,
         ray_node_ip=options.ray_node_ip,

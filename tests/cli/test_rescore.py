@@ -34,11 +34,18 @@ SCALING = "RE-Bench/ScalingLaw-v0"
 KERNEL_NOISE = 0.3
 
 
-def record(db: Path, env_id: str, agent: str, run_id: str, **kw: object) -> None:
-    results = run(
-        RunOptions(env_id, agent, scale="mini", sandbox=SANDBOX, db=str(db), run_id=run_id, **kw)  # type: ignore[arg-type]
+def record(db: Path, env_id: str, agent: str, run_id: str, episodes: int = 1, **kw: object) -> None:
+    options = RunOptions(
+        env_id,
+        agent,
+        scale="mini",
+        sandbox=SANDBOX,
+        db=str(db),
+        run_id=run_id,
+        episodes=episodes,
+        **kw,  # type: ignore[arg-type]
     )
-    assert len(results) == 1
+    assert len(run(options)) == episodes
 
 
 def episode(db: Path, run_id: str) -> EpisodeRecord:
@@ -70,6 +77,21 @@ def test_every_score_call_keeps_the_solution_it_scored(kernel_db: Path) -> None:
     assert keeper.files(noop_row.solution_id) == start
     # the reference's calls scored the same files: one kept solution
     assert len({r.solution_id for r in ref.score_rows}) == 1
+
+
+def test_a_vector_run_keeps_its_solutions_too(tmp_path: Path) -> None:
+    """Episodes in worker processes keep into the same store (the env's keep_solutions)."""
+    db = tmp_path / "runs.db"
+    record(db, KERNEL, "noop", "vec", episodes=2, num_envs=2)
+    keeper = keeper_for_store(db)
+    with RunStore(db) as store:
+        episodes = store.episodes(run_id="vec")
+    ids = {row.solution_id for ep in episodes for row in ep.score_rows}
+    assert len(episodes) == 2 and len(ids) == 1  # both scored the same starting files
+    (sid,) = ids
+    assert sid is not None and keeper.files(sid) == get_task("optimize_kernel").starting_files(
+        "mini"
+    )
 
 
 def test_rescore_reproduces_reference_and_noop_within_the_noise(
