@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rebench_gym.cli._common import Subparsers, add_command, emit, positive_int
+from rebench_gym.envs.registration import ENV_IDS
 
 
 def command(args: argparse.Namespace) -> int:
@@ -13,7 +14,12 @@ def command(args: argparse.Namespace) -> int:
 
     if args.scoring:
         sandbox = (args.sandbox or ["bwrap"])[0]
-        scoring = scoring_costs(sandbox=sandbox, repeats=args.score_repeats)
+        scoring = scoring_costs(
+            sandbox=sandbox,
+            repeats=args.score_repeats,
+            env_ids=args.task,
+            calibration_repeats=0 if args.no_calibration else 5,
+        )
         emit(scoring, args.json, scoring["text"])
         return 0
     report = run_benchmarks(
@@ -48,10 +54,22 @@ def register(sub: Subparsers) -> None:
         "reference solution, first --sandbox or bwrap), fast path against baseline path",
     )
     p.add_argument(
+        "--task",
+        action="append",
+        choices=sorted(ENV_IDS),
+        metavar="ID",
+        help="with --scoring: only this task (repeatable; default: every task)",
+    )
+    p.add_argument(
         "--score-repeats",
         type=positive_int,
         default=5,
         help="score calls per task and path with --scoring",
+    )
+    p.add_argument(
+        "--no-calibration",
+        action="store_true",
+        help="with --scoring: skip timing the kernel's calibration on both paths (20 score calls)",
     )
     p.add_argument(
         "--quick",
