@@ -198,13 +198,14 @@ def rescore_run(
 ) -> list[RescoredRow]:
     """Rescore the finished episodes of ``run_id`` (or only its episode index ``episode``).
 
+    ``run_id`` may also be a unique prefix of a run id, or ``latest``, as in ``rebench view``.
+
     Raises:
         UsageError: no such run, or no finished episode with that index.
     """
-    runs = {r["run_id"] for r in store.runs()}
-    if run_id not in runs:
-        known = ", ".join(sorted(runs)[-5:]) or "none"
-        raise UsageError(f"no run {run_id!r} in {store.path} (latest runs: {known})")
+    from rebench_gym.results.transcript import find_run
+
+    run_id = find_run(store, run_id)
     episodes = [
         ep
         for ep in store.episodes(status="finished", run_id=run_id)

@@ -101,7 +101,7 @@ def register(sub: Subparsers) -> None:
     from rebench_gym.rescore import ANCHOR_CHOICES
 
     p = add_command(sub, "rescore", command, "score a run's kept solutions again")
-    p.add_argument("run", metavar="RUN", help="the run id (as `rebench run` printed it)")
+    p.add_argument("run", metavar="RUN", help="the run id (or a unique prefix of it, or 'latest')")
     p.add_argument(
         "--episode",
         type=int,

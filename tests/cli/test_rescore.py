@@ -197,7 +197,7 @@ def test_bad_requests_are_usage_errors_and_store_nothing(
     with RunStore(kernel_db) as store:
         count = len(store.rescores())
     assert main(["rescore", "no-such-run", "--db", db]) == 2
-    assert "no run 'no-such-run'" in capsys.readouterr().err
+    assert "'no-such-run' is not a run in" in capsys.readouterr().err
     assert main(["rescore", "noop", "--episode", "3", "--db", db]) == 2
     assert "no finished episode" in capsys.readouterr().err
     assert main(["rescore", "noop", "--anchors", "paper", "--db", db]) == 2
