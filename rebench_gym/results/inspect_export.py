@@ -14,6 +14,9 @@ Each episode becomes one ``.eval`` log written by ``inspect_ai``'s own writer
   score and end reason, and every score row in the score's metadata;
 * model usage (input, output, total tokens and cost) when the run recorded it, under the model
   ``rebench/<agent>`` (the store records the agent, not a model name);
+* the sample's events (its transcript in ``inspect view``): a tool event per step with its
+  start, end and duration, an intermediate score event per score call (normalized score, raw
+  score, validity, message, kept solution), and the final score;
 * a failed episode is a log with status ``error`` and the error message.
 
 ``inspect_ai`` is an optional dependency (``pip install 'rebench-gym[inspect]'``).
@@ -40,8 +43,10 @@ from rebench_gym.results.transcript import (
 )
 
 if TYPE_CHECKING:
+    from inspect_ai.event import Event
     from inspect_ai.log import EvalLog
     from inspect_ai.model import ChatMessage
+    from inspect_ai.scorer import Score
 
 SCORER = "normalized_score"
 
@@ -93,6 +98,65 @@ def _messages(t: Transcript) -> list[ChatMessage]:
         )
         messages.append(ChatMessageTool(content=output, tool_call_id=call_id, function=tool))
     return messages
+
+
+def _when(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+def _events(t: Transcript, final: Score | None) -> list[Event]:
+    """The sample's transcript (what ``inspect view`` shows as its timeline): a tool event per
+    step with its timing (an info event for a malformed action), an intermediate score event per
+    score call, and the final score."""
+    from inspect_ai.event import InfoEvent, ScoreEvent, ToolEvent
+    from inspect_ai.scorer import Score
+
+    timed: list[tuple[float, Event]] = []
+    for step in t.steps:
+        n = int(step.get("step") or 0)
+        end = float(step.get("time") or t.record.started_at)
+        timings = step.get("timings") or {}
+        took = float(timings.get("step_s") or 0.0)
+        since = float(timings.get("since_reset_s") or 0.0)
+        output = step_output(step)
+        call = action_call(step)
+        event: Event
+        if call is None:
+            data: dict[str, Any] = {
+                "step": n,
+                "malformed_action": step_action(step),
+                "observation": output,
+            }
+            event = InfoEvent(source="rebench_gym", data=data, timestamp=_when(end))
+        else:
+            event = ToolEvent(
+                id=f"step-{n}",
+                function=call[0],
+                arguments=call[1],
+                result=output,
+                timestamp=_when(end - took),
+                completed=_when(end),
+                working_start=max(0.0, since - took),
+                working_time=took,
+                metadata={"step": n, "reward": step.get("reward"), "tokens": step.get("tokens")},
+            )
+        timed.append((end - took, event))
+    for seq, row in enumerate(t.record.score_rows):
+        score = Score(
+            value=row.normalized,
+            answer=None if row.raw is None else str(row.raw),
+            explanation=row.message,
+            metadata={"seq": seq, "valid": row.valid, "raw": row.raw, "step": t.score_steps[seq],
+                      "solution_id": row.solution_id, "elapsed_s": row.elapsed_s},
+        )  # fmt: skip
+        timed.append((row.timestamp, ScoreEvent(score=score, intermediate=True,
+                                                 timestamp=_when(row.timestamp))))  # fmt: skip
+    timed.sort(key=lambda item: item[0])
+    events = [e for _, e in timed]
+    if final is not None:
+        end = t.record.finished_at or t.record.started_at
+        events.append(ScoreEvent(score=final, scorer=SCORER, timestamp=_when(end)))
+    return events
 
 
 def _usage(record: EpisodeRecord) -> dict[str, Any]:
@@ -168,6 +232,7 @@ def episode_log(t: Transcript) -> EvalLog:
         messages=messages,
         output=ModelOutput.from_content(_model(r), step_output(last) if last else ""),
         scores={SCORER: score} if finished else None,
+        events=_events(t, score if finished else None),
         metadata={
             "env_id": r.env_id,
             "run_id": r.run_id,

@@ -10,19 +10,28 @@ Three runs of ``RE-Bench/OptimizeKernel-v0`` at mini scale in bubblewrap, record
 * ``noop``: the noop agent recorded without ``--record`` (no steps to show).
 
 Anchors are given (``make_kwargs``), so no calibration runs.
+
+:func:`record_chatty_run` records long or many episodes quickly: the real recorder
+(:class:`~rebench_gym.wrappers.RecordTrajectory`) and the real store around a small env that
+prints about 8 KB per step.
 """
 
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import pytest
 
+from rebench_gym import EpisodeResult
 from rebench_gym import actions as act
+from rebench_gym.results import EpisodeSpec, RunStore
 from rebench_gym.runs import RunOptions, run
+from rebench_gym.wrappers import RecordTrajectory
 
 KERNEL = "RE-Bench/OptimizeKernel-v0"
 #: plausible mini anchors (ln ms of the start and reference solutions on 2 cores)
@@ -101,3 +110,75 @@ def recorded_runs(tmp_path_factory: pytest.TempPathFactory) -> RecordedRuns:
         assert len(results) == 1
         ids[label] = options.run_id
     return RecordedRuns(db, trajectory, ids["reference"], ids["scripted"], ids["noop"])
+
+
+class Chatty(gym.Env[dict[str, str], str]):
+    """An env that prints about 8 KB per step and logs a score row every 50 steps (every fourth
+    one invalid)."""
+
+    observation_space = gym.spaces.Dict(
+        {"terminal": gym.spaces.Text(20_000), "files": gym.spaces.Text(1_000)}
+    )
+    action_space = gym.spaces.Text(1_000)
+
+    def __init__(self, tag: str) -> None:
+        self.spec = gym.envs.registration.EnvSpec(KERNEL)
+        self.tag = tag
+        self.rows: list[dict[str, Any]] = []
+        self.n = 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        self.rows, self.n = [], 0
+        return {"terminal": f"instructions of {self.tag}", "files": "solution/"}, {"score_log": []}
+
+    def step(self, action: str) -> Any:
+        self.n += 1
+        text = f"{self.tag} step {self.n} <b>not bold</b>\n" + ("y" * 79 + "\n") * 100
+        if self.n % 50 == 0:
+            valid = self.n % 200 != 0
+            self.rows.append(
+                {
+                    "timestamp": time.time(),
+                    "elapsed_s": float(self.n),
+                    "raw": 1.0 if valid else None,
+                    "normalized": self.n / 2000 if valid else 0.0,
+                    "valid": valid,
+                    "message": "ok" if valid else "invalid",
+                }
+            )
+        obs = {"terminal": text, "files": "solution/"}
+        return obs, 0.0, False, False, {"score_log": list(self.rows)}
+
+
+def record_chatty_run(
+    db: Path,
+    trajectory: Path,
+    run_id: str,
+    *,
+    steps: int,
+    episodes: int = 1,
+    fail_first: bool = False,
+) -> None:
+    """Record a run of :class:`Chatty` episodes into the store ``db`` and one trajectory file, as
+    ``rebench run --record`` does (store row, then reset, steps, then the outcome); with
+    ``fail_first`` episode 0 is first recorded as failed, then run again."""
+    spec = EpisodeSpec(KERNEL, "chatty", "1", "mini", False, "best", "0.1.0", "hw")
+    attempts = ([0] if fail_first else []) + list(range(episodes))
+    with RunStore(db) as store:
+        store.open_run(spec, episodes, run_id=run_id)
+        for attempt, index in enumerate(attempts):
+            eid = store.begin_episode(run_id, index, spec)
+            env = RecordTrajectory(Chatty(f"episode {index}"), trajectory, fsync=False)
+            env.reset()
+            for i in range(steps):
+                env.step(f"echo {i}")
+            rows = env.unwrapped.rows  # type: ignore[attr-defined]
+            env.close()
+            if fail_first and attempt == 0:
+                store.fail_episode(eid, "RuntimeError: interrupted")
+                continue
+            score = rows[-1]["normalized"] if rows else 0.0
+            result = EpisodeResult(
+                KERNEL, "chatty", score, score, 1.0, steps, float(steps), True, False, rows
+            )
+            store.finish_episode(eid, result, trajectory_path=str(trajectory))

@@ -21,7 +21,7 @@ import pytest
 from rebench_gym.cli import main
 from rebench_gym.results import EpisodeSpec, RunStore
 from rebench_gym.results.inspect_export import export_run
-from tests.results.conftest import HOSTILE, KERNEL, RecordedRuns
+from tests.results.conftest import HOSTILE, KERNEL, RecordedRuns, record_chatty_run
 
 inspect_log = pytest.importorskip("inspect_ai.log", reason="pip install 'rebench-gym[inspect]'")
 
@@ -63,6 +63,15 @@ def test_reference_run_reads_back(recorded_runs: RecordedRuns, tmp_path: Path) -
     assert all(r["solution_id"] for r in score.metadata["score_rows"])
     assert log.results is not None
     assert log.results.scores[0].metrics["mean"].value == pytest.approx(record.normalized_score)
+    # the transcript: a timed tool event per step, a score event per score call, the final score
+    tools = [e for e in sample.events if e.event == "tool"]
+    assert [e.id for e in tools] == [c.id for c in calls]
+    assert all(e.working_time is not None and e.completed >= e.timestamp for e in tools)
+    assert tools[1].working_time > 0.5  # a score call runs the scorer
+    scores = [e for e in sample.events if e.event == "score"]
+    assert [e.intermediate for e in scores] == [True] * len(record.score_rows) + [False]
+    assert [e.score.value for e in scores[:-1]] == [r.normalized for r in record.score_rows]
+    assert scores[-1].score.value == pytest.approx(record.normalized_score)
     # tokens estimated by the token budget
     usage = sample.model_usage["rebench/reference"]
     assert usage.total_tokens == record.tokens["total_tokens"] > 0
@@ -79,6 +88,10 @@ def test_scripted_run_usage_and_malformed_action(
     i = texts.index('{"tool": "nope"}')
     assert sample.messages[i].role == "assistant" and not sample.messages[i].tool_calls
     assert sample.messages[i + 1].role == "user" and "[invalid action]" in texts[i + 1]
+    (info,) = [e for e in sample.events if e.event == "info"]
+    assert info.data["malformed_action"] == '{"tool": "nope"}'
+    invalid = [e.score for e in sample.events if e.event == "score" and e.intermediate]
+    assert invalid and not any(s.metadata["valid"] for s in invalid)
     usage = sample.model_usage["rebench/scripted"]
     assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (6000, 600, 6600)
     assert usage.total_cost == pytest.approx(0.006)
@@ -101,6 +114,29 @@ def test_run_without_trajectory_and_failed_episode(
     assert noop.samples[0].scores["normalized_score"].value == 0.0
     assert failed.status == "error" and "it broke" in failed.error.message
     assert failed.samples[0].scores is None
+
+
+def test_one_log_per_episode(tmp_path: Path) -> None:
+    """A run of three episodes (one index failed once, then finished): three logs, each with its
+    own episode's steps and score."""
+    db, trajectory = tmp_path / "runs.db", tmp_path / "trajectory.jsonl"
+    record_chatty_run(db, trajectory, "three", steps=100, episodes=3, fail_first=True)
+    paths = export_run(db, "three", tmp_path / "logs")
+    assert len(paths) == 3 and len({p.name for p in paths}) == 3
+    for index, path in enumerate(paths):
+        log = inspect_log.read_eval_log(str(path))
+        assert log.status == "success" and len(log.samples) == 1
+        sample = log.samples[0]
+        assert sample.metadata["episode_index"] == index
+        first = f"instructions of episode {index}\n\nWorkspace files:\nsolution/"
+        assert sample.messages[0].text == first
+        assert len(sample.messages) == 1 + 2 * 100
+        assert sample.messages[1].tool_calls[0].arguments == {"command": "echo 0"}
+        assert sample.messages[-1].text.startswith(f"episode {index} step 100 <b>")
+        assert sample.scores["normalized_score"].value == pytest.approx(0.05)
+        rows = sample.scores["normalized_score"].metadata["score_rows"]
+        assert [r["step"] for r in rows] == [50, 100]
+        assert sample.model_usage == {}  # nothing recorded, nothing made up
 
 
 def test_export_errors(

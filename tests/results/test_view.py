@@ -16,16 +16,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import pytest
 
-from rebench_gym import EpisodeResult
 from rebench_gym.cli import main
-from rebench_gym.results import EpisodeSpec, RunStore
+from rebench_gym.results import RunStore
 from rebench_gym.results.view import CSP, PAGE_TEXT_BUDGET, write_pages
-from rebench_gym.wrappers import RecordTrajectory
 from rebench_gym.wrappers.trajectory import read_trajectory
-from tests.results.conftest import KERNEL, RecordedRuns
+from tests.results.conftest import RecordedRuns, record_chatty_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(
@@ -179,59 +176,11 @@ def test_pages_render_in_chromium(recorded_runs: RecordedRuns, tmp_path: Path) -
 
 
 # ----- a long episode --------------------------------------------------------------------------
-class Chatty(gym.Env[dict[str, str], str]):
-    """An env that prints about 8 KB per step and logs a score row every 50 steps."""
-
-    observation_space = gym.spaces.Dict(
-        {"terminal": gym.spaces.Text(20_000), "files": gym.spaces.Text(1_000)}
-    )
-    action_space = gym.spaces.Text(1_000)
-
-    def __init__(self) -> None:
-        self.spec = gym.envs.registration.EnvSpec(KERNEL)
-        self.rows: list[dict[str, Any]] = []
-        self.n = 0
-        self.t0 = time.monotonic()
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
-        self.rows, self.n, self.t0 = [], 0, time.monotonic()
-        return {"terminal": "instructions", "files": "solution/"}, {"score_log": []}
-
-    def step(self, action: str) -> Any:
-        self.n += 1
-        text = f"step {self.n} <b>not bold</b>\n" + ("y" * 79 + "\n") * 100
-        if self.n % 50 == 0:
-            valid = self.n % 200 != 0
-            self.rows.append(
-                {
-                    "timestamp": time.time(),
-                    "elapsed_s": float(self.n),
-                    "raw": 1.0 if valid else None,
-                    "normalized": self.n / 2000 if valid else 0.0,
-                    "valid": valid,
-                    "message": "ok" if valid else "invalid",
-                }
-            )
-        obs = {"terminal": text, "files": "solution/"}
-        return obs, 0.0, False, False, {"score_log": list(self.rows)}
-
-
 def test_long_episode_page_is_fast_and_bounded(tmp_path: Path) -> None:
     """2,000 steps with 16 MB of output, recorded by the real recorder into a real store: the
     page is written in seconds, stays bounded in size and shows every step."""
     db, trajectory = tmp_path / "runs.db", tmp_path / "trajectory.jsonl"
-    spec = EpisodeSpec(KERNEL, "chatty", "1", "mini", False, "best", "0.1.0", "hw")
-    with RunStore(db) as store:
-        run_id = store.open_run(spec, 1, run_id="long")
-        eid = store.begin_episode(run_id, 0, spec)
-        env = RecordTrajectory(Chatty(), trajectory, fsync=False)
-        env.reset()
-        for i in range(2000):
-            env.step(f"echo {i}")
-        rows = env.unwrapped.rows
-        env.close()
-        result = EpisodeResult(KERNEL, "chatty", 0.95, 0.95, 1.0, 2000, 2000.0, True, False, rows)
-        store.finish_episode(eid, result, trajectory_path=str(trajectory))
+    record_chatty_run(db, trajectory, "long", steps=2000)
     assert trajectory.stat().st_size > 16_000_000
     started = time.perf_counter()
     (page,) = write_pages(db, "long", tmp_path / "long.html")
@@ -246,6 +195,21 @@ def test_long_episode_page_is_fast_and_bounded(tmp_path: Path) -> None:
         started = time.perf_counter()
         screenshot(page, tmp_path, height=2000)
         assert time.perf_counter() - started < 120
+
+
+def test_run_of_several_episodes(tmp_path: Path) -> None:
+    """One page per episode, each with its own steps from the shared trajectory file; of an
+    index run twice (failed, then finished) the finished attempt."""
+    db, trajectory = tmp_path / "runs.db", tmp_path / "trajectory.jsonl"
+    record_chatty_run(db, trajectory, "three", steps=3, episodes=3, fail_first=True)
+    pages = write_pages(db, "three", tmp_path / "pages" / "run.html")
+    assert [p.name for p in pages] == ["run-ep0.html", "run-ep1.html", "run-ep2.html"]
+    for index, page in enumerate(pages):
+        html = page.read_text()
+        assert f"episode {index} step 3" in html and "status</th><td>finished" in html
+        assert f"episode {(index + 1) % 3} step" not in html
+    (one,) = write_pages(db, "three", tmp_path / "one.html", episode=1)
+    assert one.name == "one.html" and "episode 1 step 1" in one.read_text()
 
 
 # ----- the command -----------------------------------------------------------------------------
