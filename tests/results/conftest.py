@@ -86,6 +86,14 @@ class RecordedRuns:
     noop: str
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the recorded runs are ``slow`` (the runs score for about 30 s) and ``bwrap``."""
+    for item in items:
+        if "recorded_runs" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.bwrap)
+
+
 @pytest.fixture(scope="session")
 def recorded_runs(tmp_path_factory: pytest.TempPathFactory) -> RecordedRuns:
     if shutil.which("bwrap") is None:
