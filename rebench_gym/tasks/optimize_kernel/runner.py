@@ -107,7 +107,8 @@ def fork_children():
     ready = int(os.environ["RB_READY_FD"])
     pairs = [tuple(int(f) for f in p.split(",")) for p in os.environ["RB_CHILD_FDS"].split(";")]
     start = time.perf_counter()
-    import torch  # noqa: F401  (what every child needs, imported once)
+    import numpy  # noqa: F401  (what every child needs, imported once; numpy for encode)
+    import torch  # noqa: F401
 
     torch_s = time.perf_counter() - start
     set_dumpable(False)
