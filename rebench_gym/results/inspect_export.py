@@ -340,7 +340,10 @@ def export_run(db: Path, run: str, out_dir: Path, *, episode: int | None = None)
         records = run_episodes(store, run_id, episode)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} is a file; give a directory for the logs")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create the log directory {out_dir}: {e}") from None
     paths = []
     for transcript in load_transcripts(records, db):
         path = out_dir / log_name(transcript.record)

@@ -31,6 +31,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from rebench_gym.errors import UsageError
 from rebench_gym.results.html import BASE_CSS, Markup, Series, html_table, line_chart
 from rebench_gym.results.leaderboard import fmt_seconds
 from rebench_gym.results.solutions import SolutionKeeper, SolutionStoreError, keeper_for_store
@@ -488,13 +489,18 @@ def write_pages(db: Path, run: str, out: Path, *, episode: int | None = None) ->
     Returns:
         The files written, one per episode (``out`` itself when there is one episode).
     """
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a directory; give the page's file name")
     with RunStore(db) as store:
         run_id = find_run(store, run)
         records = run_episodes(store, run_id, episode)
     transcripts = load_transcripts(records, db)
     keeper = keeper_for_store(db)
     paths = page_paths(out, records, single=len(records) == 1)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for transcript, path in zip(transcripts, paths, strict=True):
-        path.write_text(render_episode(transcript, keeper), encoding="utf-8")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for transcript, path in zip(transcripts, paths, strict=True):
+            path.write_text(render_episode(transcript, keeper), encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot write the page {out}: {e}") from None
     return paths

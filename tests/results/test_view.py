@@ -224,6 +224,8 @@ def test_view_command_errors(
     assert "has no episode 3" in capsys.readouterr().err
     assert main(["view", "latest", "--db", str(tmp_path / "none.db"), "--out", out]) == 2
     assert "no run store" in capsys.readouterr().err
+    assert main(["view", "noop", "--db", db, "--out", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
     assert not Path(out).exists()
     assert main(["view", "scripted", "--db", db, "--out", out, "--json"]) == 0  # a prefix
     assert json.loads(capsys.readouterr().out) == [out]
