@@ -64,6 +64,7 @@ class AsyncReBenchEnv:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rebench-env")
         self._lock = threading.Lock()
         self._closed = False
+        self._closing: Future[None] | None = None
         self._busy = 0
 
     @classmethod
@@ -139,12 +140,13 @@ class AsyncReBenchEnv:
         return result
 
     def close(self) -> None:
-        """Close the env on its thread (after a call in progress), stop the thread; idempotent."""
+        """Close the env on its thread (after a call in progress), stop the thread; idempotent:
+        a second caller, on any thread, returns once the first one's close has finished."""
         with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            closing = self._thread.submit(self._close_env)
+            if self._closing is None:
+                self._closed = True
+                self._closing = self._thread.submit(self._close_env)
+            closing = self._closing
         try:
             closing.result()
         finally:

@@ -28,6 +28,7 @@ import hmac
 import ipaddress
 import json
 import os
+import weakref
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -160,6 +161,13 @@ class ReBenchHTTPServer(HTTPEnvServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._keepalive: asyncio.Task[None] | None = None
+        self._envs: weakref.WeakSet[ReBenchOpenEnv] = weakref.WeakSet()
+
+    async def _create_session(self) -> tuple[str, Any]:
+        session_id, env = await super()._create_session()
+        if isinstance(env, ReBenchOpenEnv):
+            self._envs.add(env)  # closed at shutdown even when its session is gone already
+        return session_id, env
 
     def _start_reaper(self) -> None:
         super()._start_reaper()
@@ -180,8 +188,10 @@ class ReBenchHTTPServer(HTTPEnvServer):
                     self._update_session_activity(session_id)
 
     async def close_all_sessions(self) -> None:
-        """Destroy every session (closing its env); the server is shutting down."""
+        """Destroy every session and wait until every env is closed: the server is shutting
+        down, and a session whose handler was cancelled may still be closing its env."""
         await asyncio.gather(*(self._destroy_session(sid) for sid in list(self._sessions)))
+        await asyncio.gather(*(asyncio.to_thread(env.close) for env in list(self._envs)))
 
 
 def build_app(
@@ -266,7 +276,7 @@ def serve(
             + ("; every request must carry the token" if token else "")
         )
         config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30
+            app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5
         )
         uvicorn.Server(config).run()
     finally:

@@ -12,6 +12,7 @@ finishes it, and a reset or a disconnect before the end marks it ``failed`` with
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import time
@@ -221,9 +222,24 @@ class ReBenchOpenEnv(Environment[ReBenchAction, ReBenchObservation, ReBenchState
         )
 
     def close(self) -> None:
-        """Close the env (after a step in progress ends): sandbox processes and containers go,
-        an unfinished episode is recorded as failed."""
+        """Close the env: sandbox processes and containers go, an unfinished episode is
+        recorded as failed.
+
+        OpenEnv closes a session when its client is gone or the server stops, so a command
+        still running has no one to report to: the sandbox's processes are killed first, and
+        the call ends now instead of at its timeout.
+        """
+        if self._env.busy:
+            self._interrupt()
         self._env.close()
+
+    def _interrupt(self) -> None:
+        try:
+            sandbox = self._env.unwrapped.sandbox
+        except RuntimeError:  # not built or not reset yet: nothing runs in a sandbox
+            return
+        with contextlib.suppress(Exception):  # best effort; close() kills everything anyway
+            sandbox.kill_all()
 
     # ----- helpers ---------------------------------------------------------------------------
     def _reset_done(self, obs: dict[str, str], info: dict[str, Any]) -> ReBenchObservation:

@@ -147,7 +147,7 @@ def _sandbox_processes(marker: str) -> list[str]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if marker in cmdline and "_sandbox_processes" not in cmdline:
+        if marker in cmdline:
             found.append(cmdline)
     return found
 
@@ -248,7 +248,8 @@ from openenv.core import GenericEnvClient
 client = GenericEnvClient(base_url=sys.argv[1]).sync()
 client.connect()
 client.reset()
-client.step({"command": "(exec -a %s sleep 300) > /dev/null 2>&1 &"})
+marker = "-".join(sys.argv[2:])  # given in parts: this process's command line lacks it
+client.step({"command": f"(exec -a {marker} sleep 300) > /dev/null 2>&1 &"})
 print("started", flush=True)
 sys.stdin.read()  # until killed
 """
@@ -257,7 +258,7 @@ sys.stdin.read()  # until killed
 def test_killed_clients_session_is_reaped_with_its_sandbox(server: Server) -> None:
     marker = f"rebench-serve-test-{os.getpid()}-{time.monotonic_ns()}"
     client = subprocess.Popen(
-        [sys.executable, "-c", _KILLED_CLIENT % marker, server.base],
+        [sys.executable, "-c", _KILLED_CLIENT, server.base, *marker.split("-", 1)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -386,3 +387,40 @@ def test_every_request_needs_the_token_on_a_non_loopback_bind(cache: Path) -> No
         asyncio.run(main())
     finally:
         assert s.stop() in (0, -signal.SIGTERM), s.output()
+
+
+# ----- shutdown ----------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_shutdown_ends_a_running_step_and_closes_its_session(cache: Path) -> None:
+    marker = f"rebench-serve-stop-{os.getpid()}-{time.monotonic_ns()}"
+    s = Server(cache, cache / "stop.db", "127.0.0.1")
+    client = subprocess.Popen(
+        [sys.executable, "-c", _LONG_STEP_CLIENT, s.base, *marker.split("-", 1)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert _wait_until(lambda: _sandbox_processes(marker), 60), "the step did not start"
+        started = time.monotonic()
+        assert s.stop() in (0, -signal.SIGTERM), s.output()
+        assert time.monotonic() - started < 40, "shutdown waited for the 300 s command"
+        assert not _sandbox_processes(marker), "the sandbox outlived the server"
+    finally:
+        if client.poll() is None:
+            client.kill()
+        client.wait()
+    with RunStore(cache / "stop.db") as store:
+        (record,) = store.episodes()
+    assert record.status == "failed" and "session ended" in (record.error or "")
+
+
+_LONG_STEP_CLIENT = """
+import sys
+from openenv.core import GenericEnvClient
+client = GenericEnvClient(base_url=sys.argv[1], message_timeout_s=600).sync()
+client.connect()
+client.reset()
+marker = "-".join(sys.argv[2:])  # given in parts: this process's command line lacks it
+client.step({"command": f"exec -a {marker} sleep 300"})
+"""
