@@ -533,6 +533,12 @@ def render_markdown(lb: Leaderboard) -> str:
     """The leaderboard as Markdown: per-task table, averages, score@k, warnings, human figures."""
     pct = round(100 * float(lb.settings.get("confidence", DEFAULT_CONFIDENCE)))
     out = ["# RE-Bench leaderboard", ""]
+    if lb.settings.get("scores") == "rescored":
+        out += [
+            "Scores as the latest `rebench rescore` scored each episode's kept solutions (task "
+            "version: the scorer version that rescored them).",
+            "",
+        ]
     if lb.warnings:
         out += ["## Warnings", ""] + [f"- **{w}**" for w in lb.warnings] + [""]
     out += [f"## Per agent and task (mean normalized score, {pct}% bootstrap CI)", ""]

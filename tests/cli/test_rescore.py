@@ -132,6 +132,8 @@ def test_leaderboard_shows_original_or_rescored_scores(
     version = scorer_version(get_task("optimize_kernel"))
     assert {row["key"]["task_version"] for row in rescored["rows"]} == {version}
     assert version not in {row["key"]["task_version"] for row in original["rows"]}
+    assert main(["leaderboard", "--db", str(kernel_db), "--rescored"]) == 0
+    assert "latest `rebench rescore`" in capsys.readouterr().out
 
 
 def test_an_anchor_change_stores_the_new_value_beside_the_old(
