@@ -27,7 +27,8 @@ Usage (``pip install 'rebench-gym[trl]'``)::
     from rebench_gym.integrations.trl import ReBenchEnvFactory
 
     with ReBenchEnvFactory("RE-Bench/OptimizeKernel-v0", scale="mini") as factory:
-        trainer = GRPOTrainer(model=..., args=GRPOConfig(...), train_dataset=...,
+        # no train_dataset needed: reset() returns the task's instructions as the prompt
+        trainer = GRPOTrainer(model=..., args=GRPOConfig(max_steps=...),
                               environment_factory=factory)
         trainer.train()
 """
@@ -116,12 +117,17 @@ class ReBenchToolEnv:
 
         Args:
             command: The shell command line to run.
-            timeout: Seconds before the command is killed (default: the environment's limit).
+            timeout: Seconds before the command is killed (default and maximum: the
+                environment's limit).
 
         Returns:
             The command's output and exit status.
         """
-        return self._act("bash", act.bash(command, timeout), command=command, timeout=timeout)
+        limit = timeout
+        if isinstance(limit, int | float) and not isinstance(limit, bool):
+            # a policy may shorten its commands, never outwait the trainer's own limit
+            limit = min(limit, self._env.command_timeout)
+        return self._act("bash", act.bash(command, limit), command=command, timeout=timeout)
 
     def write_file(self, path: str, content: str) -> str:
         """Create or replace a file in the workspace; your solution lives under solution/.

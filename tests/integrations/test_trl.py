@@ -86,21 +86,28 @@ def test_tools_act_in_the_sandbox_and_bad_calls_come_back_as_text(
     assert "2\tgamma" in tool_env.view("notes/a.txt", 2, 2).replace(" ", "")
     out = tool_env.bash("cat notes/a.txt | wc -l; echo $((6*7))")
     assert "42" in out and "[exit code 0]" in out
+    # a call may shorten its timeout but not lengthen it past the env's command_timeout
+    tool_env.env.command_timeout = 1.0
+    assert "timed out" in tool_env.bash("sleep 5", timeout=1e9)
+    tool_env.env.command_timeout = 600.0
     assert (tool_env.env.workspace / "notes/a.txt").read_text() == "alpha\ngamma\n"
     # the model's mistakes are observations, never exceptions
     assert "occurs 0 times" in tool_env.str_replace("notes/a.txt", "zeta", "x")
     assert "[file error]" in tool_env.view("missing.txt")
     assert "[invalid action]" in tool_env.write_file("notes/b.txt", 7)  # type: ignore[arg-type]
     assert "[invalid action]" in tool_env.view("../../etc/passwd")
+    assert "[invalid action]" in tool_env.bash("true", timeout="soon")  # type: ignore[arg-type]
     assert [c.tool for c in tool_env.calls] == [
         "write_file",
         "str_replace",
         "view",
         "bash",
+        "bash",
         "str_replace",
         "view",
         "write_file",
         "view",
+        "bash",
     ]
 
     # a new episode starts from the task's workspace
@@ -135,7 +142,6 @@ def test_reward_is_the_final_normalized_score_and_submit_ends_the_episode(
 
 
 # ----- a real GRPOTrainer run ------------------------------------------------------------------
-PROMPT = "Solve the task below with the tools.\n\n"
 PROOF_COMMAND = "echo $((6*7)) > proof.txt"
 SPECIAL_TOKENS = [
     "<|endoftext|>",
@@ -227,15 +233,14 @@ def one_torch_thread() -> Iterator[None]:
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_grpo_trainer_runs_two_steps_with_tool_calls_in_the_sandbox(tmp_path: Path) -> None:
-    from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     factory = ReBenchEnvFactory("RE-Bench/OptimizeKernel-v0", anchors=ANCHORS)
     with factory:
-        # the prompt the trainer will render: the dataset's prompt, reset's text, the tools
+        # the prompt the trainer will render (no dataset: reset's text is the user message)
         first = factory()
-        messages = [{"role": "user", "content": PROMPT + first.reset()}]
+        messages = [{"role": "user", "content": first.reset()}]
         tools = [getattr(first, name) for name in sorted(TOOLS)]
         call = json.dumps({"name": "bash", "arguments": {"command": PROOF_COMMAND}})
         completion = f"<tool_call>\n{call}\n</tool_call><|im_end|>"
@@ -268,9 +273,6 @@ def test_grpo_trainer_runs_two_steps_with_tool_calls_in_the_sandbox(tmp_path: Pa
         trainer = GRPOTrainer(
             model=model,
             args=args,
-            train_dataset=Dataset.from_dict(
-                {"prompt": [[{"role": "user", "content": PROMPT}]] * 4}
-            ),
             processing_class=tokenizer,
             environment_factory=factory,
         )
