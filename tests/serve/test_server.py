@@ -338,7 +338,7 @@ def test_stateless_http_reset_is_not_served(server: Server) -> None:
     assert e.value.code in (404, 405)
 
 
-# ----- the token ---------------------------------------------------------------------------------
+# ----- the token (refused without one: test_app.py) ----------------------------------------------
 def _non_loopback_address() -> str | None:
     """This machine's address on its default route (no packet is sent), if it has one."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -348,18 +348,6 @@ def _non_loopback_address() -> str | None:
         except OSError:
             return None
     return None if address.startswith("127.") else address
-
-
-def test_a_non_loopback_bind_without_a_token_is_refused(cache: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "REBENCH_SERVE_TOKEN"}
-    done = subprocess.run(
-        [*SERVE, "--host", "0.0.0.0", "--port", str(_free_port())],
-        env=env | {"REBENCH_CACHE_DIR": str(cache), "REBENCH_DB": str(cache / "token.db")},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2 and "REBENCH_SERVE_TOKEN" in done.stderr
 
 
 def test_every_request_needs_the_token_on_a_non_loopback_bind(cache: Path) -> None:
