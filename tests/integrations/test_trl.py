@@ -12,12 +12,14 @@ sandbox and the environments' scores must come back as the logged rewards.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from rebench_gym.errors import UsageError
@@ -46,10 +48,12 @@ def tool_env() -> Iterator[ReBenchToolEnv]:
 
 
 def _assert_closed(workspaces: list[Path]) -> None:
-    """The sandboxes' own traces are gone: workspace directories and their mounts."""
+    """The sandboxes' traces are gone: workspace directories, their mounts, bwrap processes."""
     for workspace in workspaces:
         assert not workspace.parent.exists(), f"{workspace.parent} left behind"
         assert not mounts_below(workspace.parent)
+    children = psutil.Process().children(recursive=True)
+    assert not [p for p in children if p.name() == "bwrap"], "a bwrap sandbox still runs"
 
 
 def test_tool_schemas_are_what_transformers_builds_from_the_docstrings() -> None:
@@ -115,6 +119,16 @@ def test_tools_act_in_the_sandbox_and_bad_calls_come_back_as_text(
     assert not (tool_env.env.workspace / "notes").exists() and tool_env.calls == ()
     with pytest.raises(UsageError, match="seed"):
         tool_env.reset(seed="7")
+
+
+def test_an_env_given_to_trl_without_the_factory_is_closed_when_collected() -> None:
+    env = ReBenchToolEnv(anchors=ANCHORS)
+    env.reset()
+    workspace = env.env.workspace
+    assert "[exit code 0]" in env.bash("sleep 60 & echo started")
+    del env
+    gc.collect()
+    _assert_closed([workspace])
 
 
 @pytest.mark.slow
