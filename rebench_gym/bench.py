@@ -584,7 +584,9 @@ def _scored_reference_calls(
 ) -> tuple[list[float], list[dict[str, float]], str]:
     """Seconds and phases of ``repeats`` score calls of the task's mini reference solution on
     scoring path ``path`` ("fast" or "baseline", see :func:`procs.fast_scoring`), and the last
-    score message."""
+    score message (prefixed "start: " where the starting solution was scored instead: a
+    reference whose files alone do not score, as one that must first be trained, would time a
+    call that stops early)."""
     from rebench_gym import procs
     from rebench_gym.tasks import phases
 
@@ -602,13 +604,17 @@ def _scored_reference_calls(
                 env.reset()  # prepares assets if needed (not timed)
                 for rel, data in inner.task.reference_files("mini").items():
                     inner.sandbox.write_file(f"solution/{rel}", data)
+                solution = ""
+                if not inner.score_now().valid:  # (not timed) the reference needs its run
+                    env.reset()
+                    solution = "start: "
                 for _ in range(repeats):
                     with phases.recording() as log:
                         start = time.perf_counter()
                         result = inner.score_now()
                         totals.append(time.perf_counter() - start)
                     logs.append(dict(log.seconds))
-                    message = ("" if result.valid else "invalid: ") + result.message
+                    message = solution + ("" if result.valid else "invalid: ") + result.message
             finally:
                 env.close()
     finally:
@@ -674,8 +680,10 @@ def scoring_costs(
     columns = [*PHASES, "other"]
     report: dict[str, Any] = {"sandbox": sandbox, "repeats": repeats, "tasks": {}}
     lines = [
-        f"score-call cost ({sandbox}, the mini reference solution, {repeats} calls per path; "
-        "p50 seconds per phase; other = snapshot of solution/, pausing the agent, score log):",
+        f"score-call cost ({sandbox}, the mini reference solution (the starting one where "
+        f"the reference must first be trained: 'start:'), {repeats} calls per path after one "
+        "untimed call; p50 seconds per phase; other = snapshot of solution/, pausing the "
+        "agent, score log):",
         "",
         "| task | path | p50 s | " + " | ".join(columns) + " | speed-up | score |",
         "|---|---|---|" + "---|" * len(columns) + "---|---|",
@@ -723,7 +731,7 @@ def scoring_costs(
             lines.append(
                 f"| {env_id} | {path} | {e['p50_s']:.2f} | "
                 + " | ".join(f"{ph[c]:.2f}" for c in columns)
-                + f" | {speed} | {e['message'][:60]} |"
+                + f" | {speed} | {e['message'][:60].splitlines()[0]} |"
             )
         report["tasks"][env_id] = entry
     kernel = next((k for k in ids if k.endswith("OptimizeKernel-v0")), None)
