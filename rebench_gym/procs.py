@@ -608,6 +608,15 @@ class _ForkServer:
         self._next = 0
         self._failed = False
 
+    def forget(self) -> None:
+        """In a forked copy of the driver (a vector env's worker): the server, its reader thread
+        and the lock belong to the parent, so start afresh. The inherited pipe objects are kept
+        referenced, never closed here: their locks may have been held at the fork, and closing
+        them at garbage collection could close descriptors reused since."""
+        if self._proc is not None:
+            _INHERITED.append(self._proc)
+        self.__init__()  # type: ignore[misc]
+
     def _start(self) -> bool:
         """Start the server (lock held); False if it cannot run here."""
         import threading
@@ -718,7 +727,10 @@ def _read_text(path: Path) -> str:
         return ""
 
 
+#: fork servers of the parent, inherited by a forked driver (see _ForkServer.forget)
+_INHERITED: list[subprocess.Popen[bytes]] = []
 _FORK_SERVER = _ForkServer()
+os.register_at_fork(after_in_child=_FORK_SERVER.forget)
 
 
 def _set_dumpable(flag: bool) -> None:

@@ -5,6 +5,7 @@ back when killed and stays out of reach of its children."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -99,3 +100,28 @@ def test_a_killed_server_is_restarted_and_the_server_is_not_dumpable() -> None:
     assert error == "" and result is not None
     assert result["ppid"] != server
     assert procs._FORK_SERVER._replies[0]["dumpable"] == 0
+
+
+def test_a_forked_driver_starts_its_own_server() -> None:
+    # a vector env's worker forked from a driver that already ran a worker
+    server = _server_pid()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the forked driver
+        code = 1
+        try:
+            os.close(read_end)
+            result, error = procs.run_worker(MODULE, {}, 60)
+            os.write(write_end, json.dumps([result, error]).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as fh:
+        data = fh.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    result, error = json.loads(data)
+    assert error == "" and result["ppid"] not in (server, 0)
+    again, _ = procs.run_worker(MODULE, {}, 60)  # the parent's server still answers the parent
+    assert again is not None and again["ppid"] == server
