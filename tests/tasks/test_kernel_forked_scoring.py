@@ -19,6 +19,8 @@ from tests.tasks.test_optimize_kernel import KERNEL, REFERENCE_SOURCE
 
 SANDBOXES = ["local", *(["bwrap"] if HAVE_BWRAP else [])]
 
+pytestmark = pytest.mark.slow  # real score calls, as the kernel's other scorer tests
+
 # Probes the parent (the process that forked this one) and raises with what it found.
 PROBE_PARENT = """
 import os
