@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
+
+if TYPE_CHECKING:
+    from rebench_gym.scoring import ScoreLog
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,38 @@ class EpisodeResult:
     score_log: list[dict[str, Any]] = field(default_factory=list)
     tokens: dict[str, int] = field(default_factory=dict)
     end_reason: str = ""
+
+    @classmethod
+    def from_score_log(
+        cls,
+        log: ScoreLog,
+        *,
+        env_id: str,
+        agent: str,
+        total_reward: float,
+        steps: int,
+        started: float,
+        terminated: bool,
+        truncated: bool,
+        info: dict[str, Any],
+        tokens: dict[str, int] | None = None,
+    ) -> EpisodeResult:
+        """The result of an episode that just ended in this process, from its env's score log
+        (the real rows, hidden scores included); ``started`` is a ``time.monotonic()`` value."""
+        return cls(
+            env_id=env_id,
+            agent=agent,
+            total_reward=total_reward,
+            normalized_score=log.normalized,
+            raw_score=None if math.isnan(log.raw) else log.raw,
+            steps=steps,
+            wall_time_s=time.monotonic() - started,
+            terminated=terminated,
+            truncated=truncated,
+            score_log=log.to_list(),
+            tokens=dict(tokens or {}),
+            end_reason=str(info.get("end_reason", "")),
+        )
 
 
 def rollout(
@@ -66,19 +101,17 @@ def rollout(
     log = base.score_log
     usage = getattr(agent, "usage", None)
     tokens = dict(usage) if isinstance(usage, dict) and usage else _budget_tokens(env)
-    return EpisodeResult(
+    return EpisodeResult.from_score_log(
+        log,
         env_id=base.task.spec.env_id,
         agent=str(agent_name or getattr(agent, "name", type(agent).__name__)),
         total_reward=total,
-        normalized_score=log.normalized,
-        raw_score=None if math.isnan(log.raw) else log.raw,
         steps=steps,
-        wall_time_s=time.monotonic() - started,
+        started=started,
         terminated=terminated,
         truncated=truncated,
-        score_log=log.to_list(),
+        info=info,
         tokens=tokens,
-        end_reason=str(info.get("end_reason", "")),
     )
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, SupportsFloat
@@ -129,18 +128,16 @@ class ServedEpisodes(gym.Wrapper[Any, Any, Any, Any]):
         eid, self.episode_id = self.episode_id, None
         assert eid is not None
         log = self.env.unwrapped.score_log  # type: ignore[attr-defined] # real rows, hidden too
-        result = EpisodeResult(
+        result = EpisodeResult.from_score_log(
+            log,
             env_id=self.run.options.env_id,
             agent=self.run.spec.agent,
             total_reward=self._total,
-            normalized_score=log.normalized,
-            raw_score=None if math.isnan(log.raw) else log.raw,
             steps=self._steps,
-            wall_time_s=time.monotonic() - self._started,
+            started=self._started,
             terminated=terminated,
             truncated=truncated,
-            score_log=log.to_list(),
-            end_reason=str(info.get("end_reason", "")),
+            info=info,
         )
         self.recorder.store.finish_episode(eid, result)
 
