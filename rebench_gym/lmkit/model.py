@@ -12,6 +12,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+#: one attention layer's cached keys and values, each ``[batch, heads, time, head_dim]``
+KV = tuple[torch.Tensor, torch.Tensor]
+
 
 @dataclass(frozen=True)
 class GPTConfig:
@@ -38,12 +41,22 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attend(x, None)[0]
+
+    def attend(self, x: torch.Tensor, past: KV | None) -> tuple[torch.Tensor, KV]:
+        """Attention over ``past`` keys/values (or causally over ``x`` alone when ``None``, as
+        ``forward``); returns the output and the keys/values up to ``x``'s last position.
+        With ``past``, ``x`` must be one position (the next token)."""
         b, t, c = x.shape
         q, k, v = self.c_attn(x).split(c, dim=2)
         shape = (b, t, self.n_head, c // self.n_head)
         q, k, v = (z.view(shape).transpose(1, 2) for z in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return self.c_proj(y.transpose(1, 2).contiguous().view(b, t, c))
+        if past is not None:
+            if t != 1:
+                raise ValueError("with cached keys/values, attend to one new position at a time")
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=past is None)
+        return self.c_proj(y.transpose(1, 2).contiguous().view(b, t, c)), (k, v)
 
 
 class MLP(nn.Module):
@@ -65,8 +78,13 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
+        return self.step(x, None)[0]
+
+    def step(self, x: torch.Tensor, past: KV | None) -> tuple[torch.Tensor, KV]:
+        """``forward`` with cached keys/values (see :meth:`CausalSelfAttention.attend`)."""
+        y, kv = self.attn.attend(self.ln_1(x), past)
+        x = x + y
+        return x + self.mlp(self.ln_2(x)), kv
 
 
 class GPT(nn.Module):
@@ -114,6 +132,28 @@ class GPT(nn.Module):
         if targets is not None:
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
         return logits, loss
+
+    @torch.no_grad()
+    def decode(
+        self, idx: torch.Tensor, past: list[KV] | None = None
+    ) -> tuple[torch.Tensor, list[KV]]:
+        """Incremental decoding with a key/value cache: the logits of the last position
+        (``[batch, vocab]``) and the cache to continue from. The first call gives the whole
+        prompt (``past=None``), each later call one new token per row; the result equals
+        ``forward`` on the whole sequence so far (up to float rounding)."""
+        start = 0 if past is None else int(past[0][0].shape[2])
+        t = idx.shape[1]
+        if start + t > self.config.block_size:
+            raise ValueError(f"sequence of {start + t} tokens exceeds block_size")
+        pos = torch.arange(start, start + t, device=idx.device)
+        x = self.wte(idx) + cast(nn.Embedding, self.transformer["wpe"])(pos)
+        blocks = cast(nn.ModuleList, self.transformer["h"])
+        present = []
+        for n, block in enumerate(blocks):
+            x, kv = cast(Block, block).step(x, None if past is None else past[n])
+            present.append(kv)
+        x = cast(nn.LayerNorm, self.transformer["ln_f"])(x[:, -1:, :])
+        return self.lm_head(x)[:, -1, :], present
 
     @property
     def wte(self) -> nn.Embedding:

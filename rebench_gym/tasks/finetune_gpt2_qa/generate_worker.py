@@ -3,10 +3,11 @@
     python -m rebench_gym.tasks.finetune_gpt2_qa.generate_worker SPEC_JSON
 
 SPEC_JSON names the checkpoint, the required model config, the tokenizer, the prompt template,
-the instructions file (one JSON object with ``instruction`` per line), the decoding settings and
-the seed, and ``out``, where the responses go (a JSON list of strings). The checkpoint is
-loaded with ``weights_only=True`` into the fixed model class (its keys and shapes must match);
-no code of the agent runs here. Prints one JSON line: ``{"n": count}`` or ``{"error": str}``.
+the instructions file (one JSON object with ``instruction`` per line), the decoding settings, the
+seed, ``kv_cache`` (false on the baseline scoring path) and ``out``, where the responses go (a
+JSON list of strings). The checkpoint is loaded with ``weights_only=True`` into the fixed model
+class (its keys and shapes must match); no code of the agent runs here. Prints one JSON line:
+``{"n": count}`` or ``{"error": str}``.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def main(argv: list[str]) -> int:
             generator=gen,
             batch_size=int(spec.get("batch_size", 256)),
             device=device,
+            kv_cache=bool(spec.get("kv_cache", True)),
         )
         responses = [tok.decode(ids).strip() for ids in out]
     except (ValueError, RuntimeError, KeyError, TypeError, OSError) as e:
