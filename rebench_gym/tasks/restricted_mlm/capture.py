@@ -97,65 +97,64 @@ def where(node, solution_dir):
 
 
 def capture(model, batch, seq, solution_dir):
-    from torch.export.graph_signature import InputKind, OutputKind
+    from torch.func import functional_call, functionalize
+    from torch.fx.experimental.proxy_tensor import make_fx
 
     guard = make_guard()
+    params, buffers = dict(model.named_parameters()), dict(model.named_buffers())
+    keys = [*params, *buffers]
+    kinds = {**dict.fromkeys(params, "parameter"), **dict.fromkeys(buffers, "buffer")}
 
-    class Guarded(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
+    def forward(state, tokens):
+        with guard():
+            return functional_call(model, dict(zip(keys, state, strict=True)), (tokens,))
 
-        def forward(self, tokens):
-            with guard():
-                return self.inner(tokens)
-
+    # ATen operators on fake tensors, functionalized: in-place operators become out-of-place
+    # ones, and a write to a parameter or buffer remains only as a copy_ into its placeholder
     example = torch.zeros(batch, seq, dtype=torch.long)
-    program = torch.export.export(Guarded(model), (example,), strict=False)
-    program = program.run_decompositions({})
-    signature = program.graph_signature
-    kinds = {
-        InputKind.PARAMETER: "parameter",
-        InputKind.BUFFER: "buffer",
-        InputKind.CONSTANT_TENSOR: "constant",
-        InputKind.USER_INPUT: "tokens",
-    }
+    with torch.no_grad():
+        traced = make_fx(
+            functionalize(forward, remove="mutations"),
+            tracing_mode="fake",
+            record_stack_traces=True,
+            _allow_non_fake_inputs=True,  # tensors held outside parameters and buffers
+        )([*params.values(), *buffers.values()], example)
+    placeholders = [n for n in traced.graph.nodes if n.op == "placeholder"]
+    if len(placeholders) != len(keys) + 1:
+        raise RuleViolation("the forward pass must take one tensor of token ids")
+    names = {n.name: key for n, key in zip(placeholders, keys, strict=False)}
     inputs, weights = [], {}
-    placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
-    for spec in signature.input_specs:
-        kind = kinds.get(spec.kind)
-        if kind is None:
-            raise RuleViolation(f"the model has an unsupported input of kind {spec.kind}")
-        name = spec.arg.name
-        val = placeholders[name].meta.get("val")
-        if not isinstance(val, torch.Tensor):
-            raise RuleViolation("the forward pass must take one tensor of token ids")
-        key = spec.target or ""
-        if kind != "tokens":
-            source = program.state_dict if key in program.state_dict else program.constants
-            weights[key] = source[key].detach().to("cpu").contiguous().clone()
+
+    def add_input(node, kind, key, value):
+        if not isinstance(value, torch.Tensor):
+            raise RuleViolation(f"the model has an input {key!r} that is not a tensor")
         inputs.append(
             {
-                "name": name,
+                "name": node.name,
                 "kind": kind,
                 "key": key,
-                "shape": list(val.shape),
-                "dtype": str(val.dtype).replace("torch.", ""),
+                "shape": list(value.shape),
+                "dtype": str(value.dtype).replace("torch.", ""),
             }
         )
-    outputs = signature.output_specs
-    mutated = [o.target for o in outputs if o.kind != OutputKind.USER_OUTPUT]
-    if mutated:
-        raise RuleViolation(
-            f"the forward pass changes the model's state ({', '.join(map(str, mutated[:3]))}); "
-            "it must be a pure function of the token ids"
-        )
-    if len(outputs) != 1:
-        raise RuleViolation(f"forward must return one tensor (the logits), not {len(outputs)}")
-    nodes = []
-    for node in program.graph.nodes:
-        if node.op == "call_function":
-            op = "getitem" if node.target.__name__ == "getitem" else str(node.target)
+
+    state = {**params, **buffers}
+    for node, key in zip(placeholders, keys, strict=False):
+        add_input(node, kinds[key], key, state[key])
+        weights[key] = state[key].detach().to("cpu").contiguous().clone()
+    add_input(placeholders[-1], "tokens", "", example)
+    nodes, mutated = [], []
+    for node in traced.graph.nodes:
+        if node.op == "get_attr":  # a tensor the forward pass made or held outside its state
+            value = getattr(traced, node.target)
+            add_input(node, "constant", node.target, value)
+            weights[node.target] = value.detach().to("cpu").contiguous().clone()
+        elif node.op == "call_function":
+            is_getitem = getattr(node.target, "__name__", "") == "getitem"
+            op = "getitem" if is_getitem else str(node.target)
+            if op == "aten.copy_.default" and node.args[0].name in names:
+                mutated.append(names[node.args[0].name])
+                continue
             nodes.append(
                 {
                     "name": node.name,
@@ -167,11 +166,21 @@ def capture(model, batch, seq, solution_dir):
             )
         elif node.op not in ("placeholder", "output"):
             raise RuleViolation(f"the graph has an unsupported node {node.op} {node.target}")
+    if mutated:
+        raise RuleViolation(
+            f"the forward pass changes the model's state ({', '.join(mutated[:3])}); "
+            "it must be a pure function of the token ids"
+        )
+    (output,) = [n for n in traced.graph.nodes if n.op == "output"]
+    results = output.args[0]
+    results = list(results) if isinstance(results, (list, tuple)) else [results]
+    if len(results) != 1 or not isinstance(results[0], fx.Node):
+        raise RuleViolation(f"forward must return one tensor (the logits), not {len(results)}")
     graph = {
         "format": FORMAT_VERSION,
         "inputs": inputs,
         "nodes": nodes,
-        "output": outputs[0].arg.name,
+        "output": results[0].name,
     }
     return graph, weights
 
@@ -208,7 +217,7 @@ def main():
 
 
 def _find_violation(exc):
-    """A RuleViolation raised inside torch.export comes back wrapped; find it."""
+    """A RuleViolation raised while tracing may come back wrapped; find it."""
     seen = 0
     while exc is not None and seen < 20:
         if isinstance(exc, RuleViolation):
@@ -231,3 +240,9 @@ def _error(out_dir, text):
 
 if __name__ == "__main__":
     main()
+    if os.environ.get("RB_SKIP_TEARDOWN") == "1":
+        # the files are written and closed; the interpreter's teardown (torch's tracing
+        # modules) would add ~0.3-0.7 s to every score call (kept on the baseline scoring path)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

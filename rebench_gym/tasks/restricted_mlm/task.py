@@ -37,6 +37,7 @@ from rebench_gym.lmkit.corpus import documents
 from rebench_gym.lmkit.data import write_tokens
 from rebench_gym.lmkit.tokenizer import WordTokenizer
 from rebench_gym.lmkit.trusted import log_loss_score
+from rebench_gym.procs import fast_scoring
 from rebench_gym.sandbox.base import Bind, open_regular
 from rebench_gym.scoring import ScoreResult
 from rebench_gym.tasks.base import (
@@ -88,8 +89,9 @@ class RestrictedMLMTask(Task):
     package_dir = Path(__file__).parent
     mini_params = RestrictedMLMMiniParams
     full_params = RestrictedMLMFullParams
-    #: its trusted worker runs as a fork of the fork server (procs.run_worker); turned off by
-    #: ``REBENCH_SCORING=baseline`` (``rebench bench --scoring`` measures both)
+    #: its trusted worker runs as a fork of the fork server (procs.run_worker) and the capture
+    #: skips its interpreter's teardown; turned off by ``REBENCH_SCORING=baseline`` (``rebench
+    #: bench --scoring`` measures both)
     fast_scoring_path = True
 
     # ----- assets ------------------------------------------------------------------------------
@@ -181,6 +183,7 @@ class RestrictedMLMTask(Task):
                 "RB_OUT_DIR": f"{SCORE_ROOT}/out",
                 "RB_BATCH": str(batch),
                 "RB_SEQ": str(meta["seq_len"]),
+                "RB_SKIP_TEARDOWN": "1" if fast_scoring() else "0",
             },
             deadline=deadline,
             log=ctx.work_dir / "capture.log",
