@@ -27,7 +27,7 @@ from rebench_gym.sandbox.output import truncate_middle
 from rebench_gym.scoring import Anchors, ScoreLog, ScoreResult
 from rebench_gym.spaces import UnicodeText
 from rebench_gym.tasks import SCALES, Scale, ScoreContext, Task, get_task
-from rebench_gym.tasks.base import EpisodeService
+from rebench_gym.tasks.base import EpisodeService, EpisodeStore
 
 if TYPE_CHECKING:
     from rebench_gym.results.solutions import SolutionKeeper
@@ -152,6 +152,7 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         self._anchors: Anchors | None = None
         self._cache = Path()  # the asset cache, resolved at reset
         self._services: list[EpisodeService] = []
+        self._episode: EpisodeStore | None = None
         self._paid = 0.0
         self._dirty = True
         self._done = False
@@ -225,6 +226,8 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         self._stop_services()
         task.populate_workspace(workspace, self.scale, cache)
         self._services = task.start_services(self.scale, cache, workspace, self.task_options)
+        assert self._root is not None
+        self._episode = EpisodeStore(Path(tempfile.mkdtemp(prefix="episode-", dir=self._root)))
         if self._listing is not None:
             self._listing.invalidate()
         self._sandbox.start()
@@ -356,6 +359,7 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
                 work_dir=scratch,
                 cache=self._cache,
                 options=self.task_options,
+                episode=self._episode,
             )
             killed_before = self.sandbox.spawn_oom_kills()
             try:
@@ -521,9 +525,13 @@ class ReBenchEnv(gym.Env[dict[str, str], str]):
         return self._listing.text()
 
     def _stop_services(self) -> None:
+        """End the episode's services and what its scorer kept between score calls."""
         services, self._services = self._services, []
         for service in services:
             service.close()
+        episode, self._episode = self._episode, None
+        if episode is not None:
+            episode.close()
 
     def _info(self) -> dict[str, Any]:
         log = self.score_log

@@ -11,6 +11,7 @@ import abc
 import copy
 import dataclasses
 import hashlib
+import logging
 import shutil
 import string
 import subprocess
@@ -30,6 +31,8 @@ from rebench_gym.errors import AssetsError, HardwareError, UsageError
 from rebench_gym.sandbox.base import Bind, Sandbox
 from rebench_gym.sandbox.resources import Resources
 from rebench_gym.scoring import Aggregation, Anchors, ScoreResult
+
+_log = logging.getLogger(__name__)
 
 Scale = Literal["full", "mini"]
 SCALES: tuple[Scale, ...] = ("full", "mini")
@@ -291,6 +294,7 @@ class ScoreContext:
         work_dir: a private host scratch directory, removed after the call.
         cache: the asset cache (hidden assets live under it).
         options: the env's ``task_options`` (e.g. an LLM endpoint for the scored run).
+        episode: what the scorer keeps between the episode's score calls (None: nothing).
     """
 
     solution: Path
@@ -301,6 +305,44 @@ class ScoreContext:
     work_dir: Path
     cache: Path
     options: dict[str, Any] = field(default_factory=dict)
+    episode: EpisodeStore | None = None
+
+
+class EpisodeStore:
+    """What a scorer keeps from one score call of an episode to the next (a warm process that
+    imported torch once), by name. The env closes everything in it when the episode ends (at
+    ``reset`` and ``close``); where a :class:`ScoreContext` has no store (calibration,
+    rescoring) a scorer starts afresh on every call.
+
+    Attributes:
+        root: a private host directory for the kept things' files, removed with the store.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._items: dict[str, Any] = {}
+
+    def get(self, name: str) -> Any | None:
+        return self._items.get(name)
+
+    def put(self, name: str, item: Any) -> None:
+        """Keep ``item`` (which has ``close()``), closing what was kept under ``name``."""
+        self.discard(name)
+        self._items[name] = item
+
+    def discard(self, name: str) -> None:
+        item = self._items.pop(name, None)
+        if item is not None:
+            item.close()
+
+    def close(self) -> None:
+        """Close everything kept and remove :attr:`root`; idempotent."""
+        for name in list(self._items):
+            try:
+                self.discard(name)
+            except Exception:  # one failing close must not keep the others open
+                _log.exception("closing the kept %s failed", name)
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 #: where a scorer's binds appear inside the sandbox (``Bind(host, f"{SCORE_ROOT}/solution")``)

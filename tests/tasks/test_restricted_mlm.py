@@ -163,6 +163,56 @@ def _graph_of(script: str) -> dict[str, Any]:
     return dict(json.loads(literal))
 
 
+# The start model's code plus a prelude run at import, in the capture process (the warm
+# parent's fresh child on the fast path, kept across the episode's score calls).
+WARM_PRELUDE = """
+import os, subprocess, sys, torch
+if getattr(torch, "_rb_imported_before", False):
+    raise RuntimeError("this capture process has run a solution before")
+torch._rb_imported_before = True
+lingering = [p for p in os.listdir("/proc") if p.isdigit() and b"rb-linger" in
+             open(f"/proc/{p}/cmdline", "rb").read()]
+if lingering:
+    raise RuntimeError(f"a process of an earlier score call is still running: {lingering}")
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "rb-linger"],
+                 start_new_session=True)
+"""
+
+
+@pytest.mark.slow
+def test_each_capture_is_a_fresh_process_and_leaves_nothing_running(env) -> None:  # type: ignore[no-untyped-def]
+    """Score calls of one episode share a warm parent but never a solution process: the
+    module state a solution set and the processes it left behind are gone at the next call."""
+    env.reset()
+    start = env.unwrapped.sandbox.read_file("solution/model.py").decode()
+    env.step(actions.write_file("solution/model.py", WARM_PRELUDE + start))
+    for _ in range(3):
+        _, _, _, _, info = env.step("score")
+        assert info["score"]["valid"], info["score"]
+
+
+@pytest.mark.slow
+def test_a_solution_that_stops_the_warm_parent_loses_only_that_call(env) -> None:  # type: ignore[no-untyped-def]
+    env.reset()
+    start = env.unwrapped.sandbox.read_file("solution/model.py").decode()
+    killer = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"
+    env.step(actions.write_file("solution/model.py", killer + start))
+    _, _, _, _, info = env.step("score")
+    assert not info["score"]["valid"], info["score"]
+    env.step(actions.write_file("solution/model.py", start))
+    _, _, _, _, info = env.step("score")
+    assert info["score"]["valid"], info["score"]
+    # a capture that runs past the time limit is stopped, and the next call starts afresh
+    env.unwrapped.score_timeout = 8
+    env.step(actions.write_file("solution/model.py", "import time\ntime.sleep(60)\n" + start))
+    _, _, _, _, info = env.step("score")
+    assert not info["score"]["valid"] and "timed out" in info["score"]["message"], info["score"]
+    env.step(actions.write_file("solution/model.py", start))
+    _, _, _, _, info = env.step("score")
+    env.unwrapped.score_timeout = None
+    assert info["score"]["valid"], info["score"]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_BWRAP, reason="bubblewrap is not installed")
 def test_held_out_tokens_are_not_readable_from_the_sandbox(env, cache_dir: Path) -> None:  # type: ignore[no-untyped-def]

@@ -1,13 +1,16 @@
-"""Runs inside the sandbox, in a fresh interpreter: captures the agent's forward pass as a graph.
+"""Runs inside the sandbox: captures the agent's forward pass as a graph.
 
-This file is copied next to a read-only copy of ``solution/`` for every score call. It imports
-``solution/model.py``, calls ``get_trained_model()`` and traces the model's forward pass with
-``torch.export`` on *fake* tensors (shapes only: the held-out data never enters the sandbox),
-while a torch-function mode refuses to turn tensor values into Python or numpy values. It writes
+Every score call captures in a fresh process that has never run the solution before: either
+this file run on its own (a fresh interpreter), or a child forked by this file's warm parent
+(``RB_SERVE_FDS``, :func:`serve`, kept for the episode by the scorer: it imports torch and the
+tracer once and never imports the solution). It imports ``solution/model.py``, calls
+``get_trained_model()`` and traces the model's forward pass with ``make_fx`` on *fake* tensors
+(shapes only: the held-out data never enters the sandbox), functionalized, while a
+torch-function mode refuses to turn tensor values into Python or numpy values. It writes
 
 * ``$RB_OUT_DIR/graph.json``: ``{"format": 1, "inputs": [...], "nodes": [...], "output": NAME}``:
   every placeholder (``kind`` parameter/buffer/constant/tokens, state ``key``, ``shape``,
-  ``dtype``) and every operator call (``name``, ``op`` such as ``"aten.linear.default"`` or
+  ``dtype``) and every operator call (``name``, ``op`` such as ``"aten.addmm.default"`` or
   ``"getitem"``, ``args``/``kwargs`` as JSON where a node is ``{"ref": NAME}``, a dtype
   ``{"dtype": "float32"}``, a device ``{"device": ...}``, a layout ``{"layout": ...}``, a memory
   format ``{"memory_format": ...}``, a non-finite float ``{"float": "inf"}``, and ``where``:
@@ -24,6 +27,7 @@ import json
 import math
 import os
 import re
+import struct
 import sys
 import traceback
 
@@ -238,11 +242,41 @@ def _error(out_dir, text):
         json.dump({"error": text[-4000:]}, fh)
 
 
+def serve(ctl_fd, done_fd):
+    """The warm parent: import the tracer once (a capture of a small module of its own), say
+    ``Z`` on ``done_fd``, then for every ``g`` read from ``ctl_fd`` fork one child that captures
+    the solution as :func:`main` does, wait for it and say ``D`` and its exit code (int32). It
+    never imports the solution, and each child closes both pipes before it does (the scorer
+    believes only the files)."""
+    torch.set_num_threads(1)  # no thread pool exists in the parent when it forks
+    warm = torch.nn.Sequential(torch.nn.Embedding(4, 2), torch.nn.Linear(2, 4))
+    capture(warm, 1, 2, "/nowhere")
+    os.write(done_fd, b"Z")
+    while os.read(ctl_fd, 1) == b"g":
+        pid = os.fork()
+        if pid == 0:
+            os.close(ctl_fd)
+            os.close(done_fd)
+            try:
+                main()
+            finally:
+                _exit_now()
+        _, status = os.waitpid(pid, 0)
+        os.write(done_fd, b"D" + struct.pack("<i", os.waitstatus_to_exitcode(status)))
+
+
+def _exit_now():
+    """Exit without the interpreter's teardown (torch's tracing modules: ~0.3-0.7 s); every
+    file is written and closed by then."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 if __name__ == "__main__":
-    main()
-    if os.environ.get("RB_SKIP_TEARDOWN") == "1":
-        # the files are written and closed; the interpreter's teardown (torch's tracing
-        # modules) would add ~0.3-0.7 s to every score call (kept on the baseline scoring path)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+    if os.environ.get("RB_SERVE_FDS"):
+        serve(*(int(fd) for fd in os.environ["RB_SERVE_FDS"].split(",")))
+    else:
+        main()
+    if os.environ.get("RB_SKIP_TEARDOWN") == "1":  # not on the baseline scoring path
+        _exit_now()
