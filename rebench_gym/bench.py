@@ -581,12 +581,13 @@ def run_extended(sandbox: str) -> tuple[dict[str, Any], list[str]]:
 
 def _scored_reference_calls(
     env_id: str, sandbox: str, repeats: int, path: str
-) -> tuple[list[float], list[dict[str, float]], str]:
-    """Seconds and phases of ``repeats`` score calls of the task's mini reference solution on
-    scoring path ``path`` ("fast" or "baseline", see :func:`procs.fast_scoring`), and the last
-    score message (prefixed "start: " where the starting solution was scored instead: a
-    reference whose files alone do not score, as one that must first be trained, would time a
-    call that stops early)."""
+) -> tuple[float, list[float], list[dict[str, float]], str]:
+    """Seconds of the first score call of an episode of the task's mini reference solution on
+    scoring path ``path`` ("fast" or "baseline", see :func:`procs.fast_scoring`), seconds and
+    phases of the ``repeats`` calls after it, and the last score message (prefixed "start: "
+    where the starting solution was scored instead: a reference whose files alone do not
+    score, as one that must first be trained, would time a call that stops early). The first
+    call of an episode also starts what a scorer keeps for the episode (a warm parent)."""
     from rebench_gym import procs
     from rebench_gym.tasks import phases
 
@@ -602,12 +603,19 @@ def _scored_reference_calls(
             inner: Any = env.unwrapped
             try:
                 env.reset()  # prepares assets if needed (not timed)
-                for rel, data in inner.task.reference_files("mini").items():
+                files = inner.task.reference_files("mini")
+                for rel, data in files.items():
                     inner.sandbox.write_file(f"solution/{rel}", data)
                 solution = ""
                 if not inner.score_now().valid:  # (not timed) the reference needs its run
-                    env.reset()
                     solution = "start: "
+                env.reset()  # a new episode: its first call is timed on its own
+                if not solution:
+                    for rel, data in files.items():
+                        inner.sandbox.write_file(f"solution/{rel}", data)
+                start = time.perf_counter()
+                inner.score_now()
+                first = time.perf_counter() - start
                 for _ in range(repeats):
                     with phases.recording() as log:
                         start = time.perf_counter()
@@ -622,7 +630,7 @@ def _scored_reference_calls(
             os.environ.pop(procs.SCORING_PATH_ENV, None)
         else:
             os.environ[procs.SCORING_PATH_ENV] = before
-    return totals, logs, message
+    return first, totals, logs, message
 
 
 def _median_phases(logs: list[dict[str, float]], totals: list[float]) -> dict[str, float]:
@@ -681,12 +689,13 @@ def scoring_costs(
     report: dict[str, Any] = {"sandbox": sandbox, "repeats": repeats, "tasks": {}}
     lines = [
         f"score-call cost ({sandbox}, the mini reference solution (the starting one where "
-        f"the reference must first be trained: 'start:'), {repeats} calls per path after one "
-        "untimed call; p50 seconds per phase; other = snapshot of solution/, pausing the "
+        f"the reference must first be trained: 'start:'), per path the first call of an "
+        f"episode (1st s: it also starts what a scorer keeps for the episode) and {repeats} "
+        "calls after it; p50 seconds per phase; other = snapshot of solution/, pausing the "
         "agent, score log):",
         "",
-        "| task | path | p50 s | " + " | ".join(columns) + " | speed-up | score |",
-        "|---|---|---|" + "---|" * len(columns) + "---|---|",
+        "| task | path | 1st s | p50 s | " + " | ".join(columns) + " | speed-up | score |",
+        "|---|---|---|---|" + "---|" * len(columns) + "---|---|",
     ]
     for env_id in ids:
         from rebench_gym.envs.registration import task_name
@@ -696,7 +705,9 @@ def scoring_costs(
         entry: dict[str, Any] = {}
         for path in ("fast", "baseline") if fast_path else ("fast",):
             try:
-                totals, logs, message = _scored_reference_calls(env_id, sandbox, repeats, path)
+                first, totals, logs, message = _scored_reference_calls(
+                    env_id, sandbox, repeats, path
+                )
             except Exception as err:  # a task that cannot run here is reported, not fatal
                 why = f"{type(err).__name__}: {err}"
                 entry[path] = {"error": why}
@@ -705,6 +716,7 @@ def scoring_costs(
             p50 = statistics.median(totals)
             entry[path] = {
                 "p50_s": p50,
+                "first_call_s": first,
                 "calls_s": totals,
                 "phases_p50_s": _median_phases(logs, totals),
                 "message": message,
@@ -729,7 +741,7 @@ def scoring_costs(
             if path == "fast" and not fast_path:
                 speed = "no fast path yet"
             lines.append(
-                f"| {env_id} | {path} | {e['p50_s']:.2f} | "
+                f"| {env_id} | {path} | {e['first_call_s']:.2f} | {e['p50_s']:.2f} | "
                 + " | ".join(f"{ph[c]:.2f}" for c in columns)
                 + f" | {speed} | {e['message'][:60].splitlines()[0]} |"
             )

@@ -7,6 +7,7 @@ create one: it lists every process of the sandbox, even detached ones, and bound
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -607,6 +608,7 @@ class _ForkServer:
         self._cond = threading.Condition(self._lock)
         self._next = 0
         self._failed = False
+        self._reader: threading.Thread | None = None
 
     def forget(self) -> None:
         """In a forked copy of the driver (a vector env's worker): the server, its reader thread
@@ -637,7 +639,8 @@ class _ForkServer:
             self._failed = True
             return False
         self._proc = proc
-        threading.Thread(target=self._read, args=(proc,), daemon=True).start()
+        self._reader = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._reader.start()
         return True
 
     def _read(self, proc: subprocess.Popen[bytes]) -> None:
@@ -712,6 +715,26 @@ class _ForkServer:
                 self._replies.pop(key, None)
             return int(status), _read_text(out), _read_text(err)
 
+    def shutdown(self) -> None:
+        """At the driver's exit: close the server's stdin (it exits at EOF) and reap it."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(OSError):
+            assert proc.stdin is not None
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self._stop(proc)
+        reader = self._reader
+        if reader is not None:
+            reader.join(timeout=2)  # it ends at the server's EOF
+        if reader is None or not reader.is_alive():
+            with contextlib.suppress(OSError):
+                assert proc.stdout is not None
+                proc.stdout.close()
+
     def _stop(self, proc: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(OSError):
             proc.kill()
@@ -731,6 +754,7 @@ def _read_text(path: Path) -> str:
 _INHERITED: list[subprocess.Popen[bytes]] = []
 _FORK_SERVER = _ForkServer()
 os.register_at_fork(after_in_child=_FORK_SERVER.forget)
+atexit.register(_FORK_SERVER.shutdown)
 
 
 def _set_dumpable(flag: bool) -> None:

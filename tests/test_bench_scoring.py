@@ -50,5 +50,9 @@ def test_the_command_prints_the_breakdown(capsys: pytest.CaptureFixture[str]) ->
     )
     assert code == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["tasks"][KERNEL]["fast"]["phases_p50_s"]["spawn"] > 0
+    kernel = data["tasks"][KERNEL]
+    # the runner is kept for the episode: started in its first call, not in the calls after
+    assert kernel["fast"]["first_call_s"] > 0
+    assert kernel["fast"]["phases_p50_s"]["timed work"] > 0
+    assert kernel["baseline"]["phases_p50_s"]["spawn"] > 0
     assert "calibration_s" not in data

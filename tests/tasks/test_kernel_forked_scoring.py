@@ -101,6 +101,43 @@ def test_each_solution_process_is_fresh_and_ends_with_all_it_started(sandbox: st
     assert "SECOND helper-gone marker-absent new-pid" in score["message"], score["message"]
 
 
+# Each solution process notes its parent and itself in the runner's io directory (writable,
+# and the runner's own: a new runner has a new one), then fails.
+PARENTS = """
+import os
+
+_LOG = os.path.join(os.environ["RB_IO_DIR"], "rb_parents")
+with open(_LOG, "a") as fh:
+    fh.write(f"{os.getppid()}:{os.getpid()} ")
+
+def prefix_sum(x):
+    raise RuntimeError("SEEN " + open(_LOG).read())
+"""
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_the_runner_is_kept_across_an_episodes_score_calls(sandbox: str) -> None:
+    """One runner (one torch import) serves every score call of an episode, each solution
+    process still a fresh fork; a new episode gets a new runner."""
+    env = gym.make(KERNEL, scale="mini", sandbox=sandbox, anchors=(1.0, 0.0))
+    try:
+        seen = []
+        for _episode in range(2):
+            env.reset()
+            env.step(actions.write_file("solution/solution.py", PARENTS))
+            for _ in range(2):
+                _, _, _, _, info = env.step("score")
+                message = info["score"]["message"]
+                seen.append(message.split("RuntimeError: SEEN ", 1)[1].split("\n")[0].split())
+        first, second, third, fourth = seen
+        assert len(first) == 1 and second[:1] == first and len(second) == 2, seen
+        parents = {entry.split(":")[0] for entry in second}
+        assert len(parents) == 1 and len({entry.split(":")[1] for entry in second}) == 2, seen
+        assert len(third) == 1 and len(fourth) == 2, seen  # the next episode: a new runner
+    finally:
+        env.close()
+
+
 @pytest.mark.skipif(not HAVE_BWRAP, reason="bubblewrap is not installed")
 def test_fast_and_baseline_paths_both_score_the_reference_and_record_phases(
     monkeypatch: pytest.MonkeyPatch,

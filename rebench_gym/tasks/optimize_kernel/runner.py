@@ -1,8 +1,9 @@
-"""Runs inside the sandbox, in a fresh interpreter: imports the agent's solution and answers.
+"""Runs inside the sandbox: imports the agent's solution and answers, in a fresh process (a
+fresh interpreter, or a child of the forking parent below).
 
-This file is copied next to a read-only copy of ``solution/`` for every score call. It is not
-trusted: once the solution is imported it may change anything here. The scorer outside therefore
-keeps the clock and the correct answers itself and only believes bytes it receives.
+This file runs next to a read-only copy of ``solution/``. It is not trusted: once the solution is
+imported it may change anything here. The scorer outside therefore keeps the clock and the
+correct answers itself and only believes bytes it receives.
 
 Protocol on two pipes (file descriptors in RB_IN_FD / RB_OUT_FD, or named FIFOs at the paths in
 RB_IN_PATH / RB_OUT_PATH where the sandbox cannot pass descriptors), each message a 9-byte header
@@ -24,16 +25,18 @@ exactly the same numbers.
 'R' carries two little-endian doubles, the seconds this process spent importing torch and the
 solution (a breakdown of the score call's time only: the scorer trusts nothing else in it).
 
-Forking parent (RB_CTL_FD set; sandboxes that pass descriptors): one score call spreads its timed
-calls over several fresh solution processes, and each used to start an interpreter and import
-torch (seconds) for well under a second of work. This process instead imports torch once, never
-imports or runs the solution, makes itself non-dumpable (no same-uid process may read or write
-its memory through /proc; ptrace is refused by the sandbox's seccomp filter anyway) and forks one
-fresh child per solution process: it reads one byte from RB_CTL_FD (only the scorer writes
-there), forks, and waits for the child. The child closes the control pipe and every other
-child's descriptors, becomes dumpable again and runs the protocol above on its own pipe pair
-(RB_CHILD_FDS: "in,out;in,out;..."). The parent reads nothing a child wrote; it answers the
-scorer once, before the first fork, on RB_READY_FD ('Z' + the torch import seconds).
+Forking parent (RB_CTL_SOCK set; sandboxes that pass descriptors): one score call spreads its
+timed calls over several fresh solution processes, and each used to start an interpreter and
+import torch (seconds) for well under a second of work. This process instead imports torch once,
+never imports or runs the solution, makes itself non-dumpable (no same-uid process may read or
+write its memory through /proc; ptrace is refused by the sandbox's seccomp filter anyway) and
+forks one fresh child per solution process. The scorer keeps it for the whole episode (its
+solution directory is refilled for every score call). On the Unix socket RB_CTL_SOCK (only the
+scorer holds the other end) it says 'Z' + the torch import seconds once, then for each child it
+receives one byte 'g' with two descriptors, a new pipe pair (in, out), forks, closes its copies
+and waits for the child. The child closes the socket, becomes dumpable again and runs the
+protocol above on its pipe pair. The parent reads nothing a child wrote; the scorer kills
+everything a child started before it sends the next 'g'.
 """
 
 import os
@@ -103,36 +106,38 @@ def set_dumpable(flag):
 def fork_children():
     """The forking parent (see the module docstring): never imports the solution."""
     global IN_FD, OUT_FD
-    ctl = int(os.environ["RB_CTL_FD"])
-    ready = int(os.environ["RB_READY_FD"])
-    pairs = [tuple(int(f) for f in p.split(",")) for p in os.environ["RB_CHILD_FDS"].split(";")]
+    import socket
+
+    ctl = socket.socket(fileno=int(os.environ["RB_CTL_SOCK"]))
     start = time.perf_counter()
     import numpy  # noqa: F401  (what every child needs, imported once; numpy for encode)
     import torch  # noqa: F401
 
     torch_s = time.perf_counter() - start
     set_dumpable(False)
-    os.write(ready, b"Z" + struct.pack("<d", torch_s))
-    os.close(ready)
-    for i, (in_fd, out_fd) in enumerate(pairs):
-        if not os.read(ctl, 1):
+    ctl.sendall(b"Z" + struct.pack("<d", torch_s))
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(ctl, 1, 2)
+        except OSError:
+            return
+        if msg != b"g" or len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
             return
         pid = os.fork()
         if pid == 0:
-            os.close(ctl)
-            for later in pairs[i + 1 :]:  # earlier children's ends are closed already
-                for fd in later:
-                    os.close(fd)
+            ctl.close()
             set_dumpable(True)
-            IN_FD, OUT_FD = in_fd, out_fd
+            IN_FD, OUT_FD = fds
             try:
                 main(torch_s=0.0)
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(0)
-        os.close(in_fd)
-        os.close(out_fd)
+        for fd in fds:
+            os.close(fd)
         os.waitpid(pid, 0)
 
 
@@ -220,7 +225,7 @@ def encode(y, shape, torch):
 
 
 if __name__ == "__main__":
-    if "RB_CTL_FD" in os.environ:
+    if "RB_CTL_SOCK" in os.environ:
         fork_children()
     else:
         open_channel()

@@ -33,9 +33,11 @@ import math
 import mmap
 import os
 import shutil
+import socket
 import statistics
 import struct
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +46,10 @@ from typing import Any
 import numpy as np
 
 from rebench_gym import procs
-from rebench_gym.sandbox.base import Bind
+from rebench_gym.sandbox.base import Bind, lend_binds
 from rebench_gym.sandbox.leftovers import shm_scratch_dir
 from rebench_gym.scoring import ScoreResult
-from rebench_gym.tasks import phases
+from rebench_gym.tasks import phases, warm
 from rebench_gym.tasks.base import SCORE_ROOT, ScoreContext, Task, TaskParams
 from rebench_gym.tasks.ipc import Channel, ChannelClosed, ChannelTimeout, make_pipe
 
@@ -87,6 +89,17 @@ def decode_output(payload: bytes | memoryview, n: int) -> np.ndarray:
 
 class _Invalid(Exception):
     pass
+
+
+def _invalid(e: Exception, ctx: ScoreContext, log: str, code: int | None = None) -> ScoreResult:
+    """The invalid score for what ended a solution process's run (``code``: its exit status)."""
+    if isinstance(e, ChannelTimeout):
+        why = f"timed out: the score call did not finish within {ctx.timeout_s:.0f} s"
+        return ScoreResult.invalid(why, log=log)
+    if isinstance(e, ChannelClosed):
+        exited = "the solution process exited" + (f" (code {code})" if code is not None else "")
+        return ScoreResult.invalid(f"{exited}; its last output:\n" + log)
+    return ScoreResult.invalid(str(e), log=log)
 
 
 class _SharedIO:
@@ -264,19 +277,11 @@ class OptimizeKernelTask(Task):
         chan = Channel(from_child_r, to_child_w, max_message=16 * n + 64)
         try:
             times_ms = self._drive(chan, io, rng, n, device, warmups, repeats, patches, deadline)
-        except _Invalid as e:
-            return ScoreResult.invalid(str(e), log=procs.log_tail(log_path))
-        except ChannelTimeout:
-            return ScoreResult.invalid(
-                f"timed out: the score call did not finish within {ctx.timeout_s:.0f} s",
-                log=procs.log_tail(log_path),
-            )
-        except ChannelClosed:
-            proc.wait(timeout=5)
-            return ScoreResult.invalid(
-                f"the solution process exited (code {proc.returncode}); its last output:\n"
-                + procs.log_tail(log_path),
-            )
+        except (_Invalid, ChannelTimeout, ChannelClosed) as e:
+            if isinstance(e, ChannelClosed):
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=5)
+            return _invalid(e, ctx, procs.log_tail(log_path), proc.returncode)
         finally:
             with phases.phase("teardown"):
                 chan.close()
@@ -293,63 +298,32 @@ class OptimizeKernelTask(Task):
         shares: list[int],
         deadline: float,
     ) -> list[float] | ScoreResult:
-        """Every solution process of the call forked by one sandboxed runner that imported
-        torch once (module docstring, runner.py); each child gets its own pipe pair, and each
-        ends, with all it started, before the next is forked."""
+        """Every solution process of the call forked by the sandboxed runner that imported torch
+        once (module docstring, runner.py), kept for the episode where there is one; each child
+        gets its own new pipe pair, and each ends, with all it started, before the next is
+        forked."""
         n = params.length
         patches = params.patch_positions if params.inputs == "generated" else None
-        io_dir = make_io_dir(n)
-        io = _SharedIO(io_dir)
-        ctl_r, ctl_w = os.pipe()
-        ready_r, ready_w = os.pipe()
-        # per child: (scorer -> child) and (child -> scorer) pipes
-        pipes = [(make_pipe(), make_pipe()) for _ in shares]
-        child_ends = [(to_child[0], from_child[1]) for to_child, from_child in pipes]
-        inside = [ctl_r, ready_w, *(fd for pair in child_ends for fd in pair)]
-        env = {
-            **runner_env(params.device),
-            "RB_CTL_FD": str(ctl_r),
-            "RB_READY_FD": str(ready_w),
-            "RB_CHILD_FDS": ";".join(f"{a},{b}" for a, b in child_ends),
-        }
-        log_path = ctx.work_dir / "runner.log"
-        with phases.phase("spawn"):
-            proc = spawn_runner(ctx, io_dir, env, tuple(inside), log_path)
-        spawned = time.perf_counter()
-        for fd in inside:
-            os.close(fd)
-        io.proc = proc
-        ready = Channel(ready_r, ctl_w, max_message=0)
-        chans: list[Channel] = []
+        runner = warm.kept(ctx, ForkingRunner.NAME)
+        if runner is None:
+            runner = warm.keep(ctx, ForkingRunner.NAME, ForkingRunner(ctx, params.device, n))
+        healthy = False  # the runner may serve the next call
         try:
-            try:
-                answer = bytes(ready.recv_exact(9, deadline))
-            except (ChannelTimeout, ChannelClosed) as e:
-                return ScoreResult.invalid(
-                    f"the scoring process did not start: {e}", log=procs.log_tail(log_path)
-                )
-            if answer[:1] != b"Z":
-                return ScoreResult.invalid("the scoring process did not start")
-            waited = time.perf_counter() - spawned
-            imports = min(waited, max(0.0, struct.unpack("<d", answer[1:])[0]))
-            phases.add("imports", imports)
-            phases.add("process start", waited - imports)
-            # The runner and the sandbox's own processes; everything else is a solution's.
-            keep = frozenset(procs.spawned_pids(proc.pid, getattr(proc, "rebench_cgroup", None)))
+            started = runner.start_call(ctx, deadline)
+            if started is not None:
+                return ScoreResult.invalid(started, log=runner.log_tail())
             times_ms: list[float] = []
-            for (to_child, from_child), share in zip(pipes, shares, strict=True):
-                chan = Channel(from_child[0], to_child[1], max_message=16 * n + 64)
-                chans.append(chan)
+            for share in shares:
                 try:
-                    os.write(ctl_w, b"g")
+                    chan = runner.fork_child()
                 except OSError:
                     return ScoreResult.invalid(
-                        "the scoring process exited; its last output:\n" + procs.log_tail(log_path)
+                        "the scoring process exited; its last output:\n" + runner.log_tail()
                     )
                 try:
                     times_ms += self._drive(
                         chan,
-                        io,
+                        runner.io,
                         rng,
                         n,
                         params.device,
@@ -358,33 +332,23 @@ class OptimizeKernelTask(Task):
                         patches,
                         deadline,
                     )
-                except _Invalid as e:
-                    return ScoreResult.invalid(str(e), log=procs.log_tail(log_path))
-                except ChannelTimeout:
-                    return ScoreResult.invalid(
-                        f"timed out: the score call did not finish within {ctx.timeout_s:.0f} s",
-                        log=procs.log_tail(log_path),
-                    )
-                except ChannelClosed:
-                    return ScoreResult.invalid(
-                        "the solution process exited; its last output:\n" + procs.log_tail(log_path)
-                    )
+                except (_Invalid, ChannelTimeout, ChannelClosed) as e:
+                    healthy = not isinstance(e, ChannelTimeout)
+                    return _invalid(e, ctx, runner.log_tail())
                 finally:
                     with phases.phase("teardown"):
                         chan.close()
-                        stopped = procs.kill_spawned_except(proc, keep)
+                        stopped = runner.end_child()
+                    healthy = healthy and stopped
                 if not stopped:
                     return ScoreResult.invalid("the solution process could not be stopped")
+            healthy = True
             return times_ms
         finally:
-            with phases.phase("teardown"):
-                ready.close()
-                for to_child, from_child in pipes[len(chans) :]:
-                    for fd in (to_child[1], from_child[0]):
-                        os.close(fd)
-                io.close()
-                procs.stop_scoring_process(proc)
-                shutil.rmtree(io_dir, ignore_errors=True)
+            if ctx.episode is None:
+                runner.close()
+            elif not healthy:
+                ctx.episode.discard(ForkingRunner.NAME)
 
     def _drive(
         self,
@@ -567,6 +531,110 @@ def spawn_runner(
             pass_fds=pass_fds,
             stdout=log.fileno(),
         )
+
+
+class ForkingRunner:
+    """runner.py's forking parent in the sandbox (its module docstring): imports torch once and
+    forks a fresh solution process per :meth:`fork_child`. Kept for the episode when the score
+    call has an :class:`~rebench_gym.tasks.base.EpisodeStore` (one torch import per episode
+    instead of per call), closed after the call otherwise."""
+
+    NAME = "optimize_kernel.runner"
+
+    def __init__(self, ctx: ScoreContext, device: str, n: int) -> None:
+        self.n = n
+        self.root = Path(tempfile.mkdtemp(prefix="kernel-runner-", dir=warm.scratch_parent(ctx)))
+        self.solution = self.root / "solution"
+        self.solution.mkdir()
+        shutil.copy(Path(__file__).parent / "runner.py", self.root / "runner.py")
+        self.io_dir = make_io_dir(n)
+        self.io = _SharedIO(self.io_dir)
+        self.log = self.root / "runner.log"
+        self.binds = [
+            Bind(self.root / "runner.py", f"{SCORE_ROOT}/runner.py"),
+            Bind(self.solution, f"{SCORE_ROOT}/solution"),
+            Bind(self.io_dir, f"{SCORE_ROOT}/io", writable=True),
+        ]
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            with phases.phase("spawn"), open(self.log, "ab") as log:
+                self.proc = ctx.sandbox.spawn(
+                    ["python3", f"{SCORE_ROOT}/runner.py"],
+                    binds=self.binds,
+                    cwd=f"{SCORE_ROOT}/solution",
+                    env={**runner_env(device), "RB_CTL_SOCK": str(theirs.fileno())},
+                    pass_fds=(theirs.fileno(),),
+                    stdout=log.fileno(),
+                )
+        finally:
+            theirs.close()
+        self.io.proc = self.proc
+        self.started = time.perf_counter()
+        #: the runner's and the sandbox's own processes, once it said it is ready
+        self.keep: frozenset[int] | None = None
+
+    def log_tail(self) -> str:
+        return procs.log_tail(self.log)
+
+    def start_call(self, ctx: ScoreContext, deadline: float) -> str | None:
+        """Give the runner this call's solution; wait for it the first time. An error, or None."""
+        warm.resume(self.proc)
+        warm.refill(self.solution, ctx.solution)
+        lend_binds(self.binds, getattr(ctx.sandbox, "owner", None))
+        os.truncate(self.log, 0)
+        if self.keep is not None:
+            return None
+        answer = b""
+        try:
+            while len(answer) < 9:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return "the scoring process did not start in time"
+                self.sock.settimeout(left)
+                chunk = self.sock.recv(9 - len(answer))
+                if not chunk:
+                    return "the scoring process did not start"
+                answer += chunk
+        except OSError as e:  # socket.timeout included
+            return f"the scoring process did not start: {type(e).__name__}"
+        if answer[:1] != b"Z":
+            return "the scoring process did not start"
+        waited = time.perf_counter() - self.started
+        imports = min(waited, max(0.0, struct.unpack("<d", answer[1:])[0]))
+        phases.add("imports", imports)
+        phases.add("process start", waited - imports)
+        cgroup = getattr(self.proc, "rebench_cgroup", None)
+        self.keep = frozenset(procs.spawned_pids(self.proc.pid, cgroup))
+        return None
+
+    def fork_child(self) -> Channel:
+        """Have the runner fork a fresh solution process on a new pipe pair; its channel.
+
+        Raises:
+            OSError: the runner is gone.
+        """
+        to_child, from_child = make_pipe(), make_pipe()
+        try:
+            socket.send_fds(self.sock, [b"g"], [to_child[0], from_child[1]])
+        except OSError:
+            for fd in (*to_child, *from_child):
+                os.close(fd)
+            raise
+        os.close(to_child[0])
+        os.close(from_child[1])
+        return Channel(from_child[0], to_child[1], max_message=16 * self.n + 64)
+
+    def end_child(self) -> bool:
+        """Kill the last solution process and everything it started; False if some survived."""
+        assert self.keep is not None
+        return procs.kill_spawned_except(self.proc, self.keep)
+
+    def close(self) -> None:
+        self.sock.close()
+        self.io.close()
+        procs.stop_scoring_process(self.proc)
+        shutil.rmtree(self.io_dir, ignore_errors=True)
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def open_fifos(io_dir: Path, proc: subprocess.Popen[bytes], deadline: float) -> tuple[int, int]:

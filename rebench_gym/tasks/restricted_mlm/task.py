@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import struct
 import subprocess
 import sys
@@ -44,7 +43,7 @@ from rebench_gym.lmkit.trusted import log_loss_score
 from rebench_gym.procs import fast_scoring
 from rebench_gym.sandbox.base import Bind, lend_binds, open_regular
 from rebench_gym.scoring import ScoreResult
-from rebench_gym.tasks import phases
+from rebench_gym.tasks import phases, warm
 from rebench_gym.tasks.base import (
     SCORE_ROOT,
     ProgressFn,
@@ -173,12 +172,12 @@ class RestrictedMLMTask(Task):
         """Run capture.py in the sandbox; return a private host dir with graph and weights."""
         env = {"RB_BATCH": str(batch), "RB_SEQ": str(meta["seq_len"])}
         if fast_scoring() and ctx.episode is not None and ctx.sandbox.passes_fds:
-            warm = ctx.episode.get(WarmCapture.NAME)
-            if warm is None or not warm.alive():
-                warm = WarmCapture(ctx, self.package_dir / "capture.py", env)
-                ctx.episode.put(WarmCapture.NAME, warm)
-            out = warm.out
-            run = warm.run(ctx, deadline)
+            parent = warm.kept(ctx, WarmCapture.NAME)
+            if parent is None:
+                parent = WarmCapture(ctx, self.package_dir / "capture.py", env)
+                warm.keep(ctx, WarmCapture.NAME, parent)
+            out = parent.out
+            run = parent.run(ctx, deadline)
             if run.returncode is None and not run.timed_out:
                 ctx.episode.discard(WarmCapture.NAME)
                 return ScoreResult.invalid(
@@ -283,30 +282,15 @@ class WarmCapture:
         os.close(ctl_r)
         os.close(done_w)
 
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
     def run(self, ctx: ScoreContext, deadline: float) -> SandboxRun:
         """Capture ``ctx.solution`` in a fresh child; the files land in :attr:`out`.
 
         ``returncode`` None without ``timed_out``: the warm parent is gone (discard this)."""
         start = time.monotonic()
         cgroup = getattr(self.proc, "rebench_cgroup", None)
-        # the env froze every process of the sandbox for the score call, this one too
-        procs.kill_pids(procs.spawned_pids(self.proc.pid, cgroup), signal.SIGCONT)
-        for path in (self.solution, self.out):
-            for child in path.iterdir():
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child)
-                else:
-                    child.unlink()
-        shutil.copytree(
-            ctx.solution,
-            self.solution,
-            symlinks=True,
-            dirs_exist_ok=True,
-            copy_function=_link_or_copy,
-        )
+        warm.resume(self.proc)
+        warm.refill(self.solution, ctx.solution)
+        warm.empty(self.out)
         lend_binds(self.binds, getattr(ctx.sandbox, "owner", None))
         os.truncate(self.log, 0)
 
@@ -337,14 +321,6 @@ class WarmCapture:
         self.channel.close()
         procs.stop_scoring_process(self.proc)
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _link_or_copy(src: str, dest: str) -> None:
-    """A hard link to the snapshot's file (the sandbox sees it read-only), else a copy."""
-    try:
-        os.link(src, dest)
-    except OSError:
-        shutil.copy2(src, dest)
 
 
 # ----- asset building --------------------------------------------------------------------------
