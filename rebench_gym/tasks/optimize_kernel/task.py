@@ -1,7 +1,7 @@
 """Optimize a Kernel (RE-Bench ai_rd_triton_cumsum): a masked prefix sum, timed.
 
-The scorer starts ``runner.py`` in a fresh interpreter inside the sandbox on a read-only copy of
-``solution/``. It keeps the clock and the expected outputs in this (the driver's) process:
+The scorer runs ``runner.py`` inside the sandbox on a read-only copy of ``solution/``. It keeps
+the clock and the expected outputs in this (the driver's) process:
 
 * mini (CPU): each timed call sends a fresh int8 input through a pipe and stops the clock only
   when the complete output has come back, so a solution cannot finish its work after "returning";
@@ -19,9 +19,10 @@ The scorer starts ``runner.py`` in a fresh interpreter inside the sandbox on a r
 Score: ``ln(milliseconds)`` of the fastest timed call; any wrong output makes it invalid.
 
 The timed calls are spread over several fresh solution processes. Where the sandbox passes file
-descriptors (local, bwrap) one sandboxed runner imports torch once and forks each of them (see
-``runner.py``): the solution runs only in the forked children, each a fresh process that ends
-(with everything it started) before the next is forked. Elsewhere (docker), or with
+descriptors (local, bwrap) one sandboxed runner, kept for the episode (:class:`ForkingRunner`),
+imports torch once and forks each of them (see ``runner.py``): the solution runs only in the
+forked children, each a fresh process that ends (with everything it started) before the next is
+forked. Elsewhere (docker), or with
 ``REBENCH_SCORING=baseline``, each solution process is its own sandbox spawn and interpreter.
 """
 
