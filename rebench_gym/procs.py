@@ -623,8 +623,10 @@ class _ForkServer:
         """Start the server (lock held); False if it cannot run here."""
         import threading
 
-        if self._proc is not None and self._proc.poll() is None:
-            return True
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                return True
+            self._stop(self._proc)  # it died: reap it, close its stdin
         if self._failed:
             return False
         try:
@@ -655,6 +657,7 @@ class _ForkServer:
             with self._cond:
                 self._replies.setdefault(key, {}).update(reply)
                 self._cond.notify_all()
+        proc.stdout.close()
         with self._cond:
             self._cond.notify_all()
 
@@ -717,7 +720,7 @@ class _ForkServer:
 
     def shutdown(self) -> None:
         """At the driver's exit: close the server's stdin (it exits at EOF) and reap it."""
-        proc, self._proc = self._proc, None
+        proc, reader = self._proc, self._reader
         if proc is None:
             return
         with contextlib.suppress(OSError):
@@ -727,19 +730,18 @@ class _ForkServer:
             proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             self._stop(proc)
-        reader = self._reader
+        self._proc = None
         if reader is not None:
-            reader.join(timeout=2)  # it ends at the server's EOF
-        if reader is None or not reader.is_alive():
-            with contextlib.suppress(OSError):
-                assert proc.stdout is not None
-                proc.stdout.close()
+            reader.join(timeout=2)  # it closes the server's stdout at EOF
 
     def _stop(self, proc: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(OSError):
             proc.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
+        with contextlib.suppress(OSError):
+            assert proc.stdin is not None
+            proc.stdin.close()  # its stdout is the reader thread's, closed there at EOF
         self._proc = None
 
 
