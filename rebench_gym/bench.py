@@ -601,18 +601,20 @@ def _scored_reference_calls(
             warnings.simplefilter("ignore")
             env = gym.make(env_id, scale="mini", sandbox=sandbox, anchors=(1.0, 0.0))
             inner: Any = env.unwrapped
+
+            def write_reference() -> None:
+                for rel, data in inner.task.reference_files("mini").items():
+                    inner.sandbox.write_file(f"solution/{rel}", data)
+
             try:
                 env.reset()  # prepares assets if needed (not timed)
-                files = inner.task.reference_files("mini")
-                for rel, data in files.items():
-                    inner.sandbox.write_file(f"solution/{rel}", data)
+                write_reference()
                 solution = ""
                 if not inner.score_now().valid:  # (not timed) the reference needs its run
                     solution = "start: "
                 env.reset()  # a new episode: its first call is timed on its own
                 if not solution:
-                    for rel, data in files.items():
-                        inner.sandbox.write_file(f"solution/{rel}", data)
+                    write_reference()
                 start = time.perf_counter()
                 inner.score_now()
                 first = time.perf_counter() - start

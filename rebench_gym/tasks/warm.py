@@ -16,10 +16,12 @@ import os
 import shutil
 import signal
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from rebench_gym import procs
+from rebench_gym.sandbox.base import Bind, lend_binds
 from rebench_gym.tasks.base import ScoreContext
 
 T = TypeVar("T")
@@ -48,11 +50,27 @@ def _link_or_copy(src: str, dest: str) -> None:
         shutil.copy2(src, dest)
 
 
-def resume(proc: subprocess.Popen[bytes]) -> None:
-    """Continue a kept parent's processes: the env stops every process of the sandbox (the
-    agent's, and so this one's) while a score call runs."""
-    cgroup = getattr(proc, "rebench_cgroup", None)
-    procs.kill_pids(procs.spawned_pids(proc.pid, cgroup), signal.SIGCONT)
+def own_pids(proc: subprocess.Popen[bytes]) -> frozenset[int]:
+    """Every process of a parent's sandbox spawn (its cgroup's members, else its tree); taken
+    before the first fork, what :func:`rebench_gym.procs.kill_spawned_except` must keep."""
+    return frozenset(procs.spawned_pids(proc.pid, getattr(proc, "rebench_cgroup", None)))
+
+
+def prepare_call(
+    ctx: ScoreContext,
+    proc: subprocess.Popen[bytes],
+    solution: Path,
+    binds: Sequence[Bind],
+    log: Path,
+) -> None:
+    """Ready a kept parent for this score call: continue its processes (the env stops every
+    process of the sandbox, the agent's and so this one's, while a score call runs), fill its
+    solution directory with the call's snapshot, lend its binds to the sandbox's user, and
+    empty its log (so the call's messages quote only this call's output)."""
+    procs.kill_pids(sorted(own_pids(proc)), signal.SIGCONT)
+    refill(solution, ctx.solution)
+    lend_binds(binds, getattr(ctx.sandbox, "owner", None))
+    os.truncate(log, 0)
 
 
 def kept(ctx: ScoreContext, name: str) -> Any | None:

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from rebench_gym import procs
-from rebench_gym.sandbox.base import Bind, lend_binds
+from rebench_gym.sandbox.base import Bind
 from rebench_gym.sandbox.leftovers import shm_scratch_dir
 from rebench_gym.scoring import ScoreResult
 from rebench_gym.tasks import phases, warm
@@ -579,10 +579,7 @@ class ForkingRunner:
 
     def start_call(self, ctx: ScoreContext, deadline: float) -> str | None:
         """Give the runner this call's solution; wait for it the first time. An error, or None."""
-        warm.resume(self.proc)
-        warm.refill(self.solution, ctx.solution)
-        lend_binds(self.binds, getattr(ctx.sandbox, "owner", None))
-        os.truncate(self.log, 0)
+        warm.prepare_call(ctx, self.proc, self.solution, self.binds, self.log)
         if self.keep is not None:
             return None
         answer = b""
@@ -604,8 +601,7 @@ class ForkingRunner:
         imports = min(waited, max(0.0, struct.unpack("<d", answer[1:])[0]))
         phases.add("imports", imports)
         phases.add("process start", waited - imports)
-        cgroup = getattr(self.proc, "rebench_cgroup", None)
-        self.keep = frozenset(procs.spawned_pids(self.proc.pid, cgroup))
+        self.keep = warm.own_pids(self.proc)
         return None
 
     def fork_child(self) -> Channel:

@@ -41,7 +41,7 @@ from rebench_gym.lmkit.data import write_tokens
 from rebench_gym.lmkit.tokenizer import WordTokenizer
 from rebench_gym.lmkit.trusted import log_loss_score
 from rebench_gym.procs import fast_scoring
-from rebench_gym.sandbox.base import Bind, lend_binds, open_regular
+from rebench_gym.sandbox.base import Bind, open_regular
 from rebench_gym.scoring import ScoreResult
 from rebench_gym.tasks import phases, warm
 from rebench_gym.tasks.base import (
@@ -256,8 +256,7 @@ class WarmCapture:
     NAME = "restricted_mlm.capture"
 
     def __init__(self, ctx: ScoreContext, script: Path, shape: dict[str, str]) -> None:
-        assert ctx.episode is not None
-        self.root = Path(tempfile.mkdtemp(prefix="capture-", dir=ctx.episode.root))
+        self.root = Path(tempfile.mkdtemp(prefix="capture-", dir=warm.scratch_parent(ctx)))
         self.solution = self.root / "solution"
         self.out = self.root / "out"
         self.solution.mkdir()
@@ -287,12 +286,8 @@ class WarmCapture:
 
         ``returncode`` None without ``timed_out``: the warm parent is gone (discard this)."""
         start = time.monotonic()
-        cgroup = getattr(self.proc, "rebench_cgroup", None)
-        warm.resume(self.proc)
-        warm.refill(self.solution, ctx.solution)
         warm.empty(self.out)
-        lend_binds(self.binds, getattr(ctx.sandbox, "owner", None))
-        os.truncate(self.log, 0)
+        warm.prepare_call(ctx, self.proc, self.solution, self.binds, self.log)
 
         def ended(returncode: int | None, timed_out: bool = False) -> SandboxRun:
             return SandboxRun(returncode, timed_out, time.monotonic() - start, self.log)
@@ -302,7 +297,7 @@ class WarmCapture:
                 with phases.phase("imports"):
                     if bytes(self.channel.recv_exact(1, deadline)) != b"Z":
                         return ended(None)
-                self.keep = frozenset(procs.spawned_pids(self.proc.pid, cgroup))
+                self.keep = warm.own_pids(self.proc)
             with phases.phase("sandboxed run"):
                 os.write(self.ctl_w, b"g")
                 answer = bytes(self.channel.recv_exact(5, deadline))
